@@ -1,0 +1,333 @@
+"""The per-model policy: one YAML file that says what to watch, when to retrain and how to roll out.
+
+The policy is validated on load. Unknown keys are rejected and every error names the YAML
+path and the fix, so a typo fails when the file is read, not in the middle of a run.
+
+>>> policy = Policy.model_validate({
+...     "model": "churn", "label": "churned", "timestamp": "event_timestamp",
+...     "entity": "customer_id", "features": ["tenure_months"],
+...     "monitors": [{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.85}],
+...     "actions": [{"when": ["acc"], "strategy": "full"}]})
+>>> policy.monitor("acc").type
+'performance'
+>>> policy.rollout.steps
+[10, 25, 50, 100]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from driftloop.errors import ConfigError
+
+NUMERIC_TESTS = ("ks", "cvm")
+CATEGORICAL_TESTS = ("chi2", "fet")
+PERFORMANCE_METRICS = ("accuracy", "precision", "recall", "auc", "gini", "log_loss", "calibration_error", "ctr")
+LOWER_IS_BETTER = frozenset({"log_loss", "calibration_error"})
+ROLLOUT_METRICS = ("error_rate", "latency_p95", "latency_p99", "prediction_shift", "accuracy", "ctr")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Segments(_Strict):
+    """A column that splits the population into named segments (e.g. prime / subprime)."""
+
+    column: str
+    values: list[str] = Field(min_length=1)
+
+
+class PSISettings(_Strict):
+    bins: int = Field(10, ge=2, le=100)
+    warn: float = Field(0.1, gt=0)
+    drift: float = Field(0.25, gt=0)
+
+
+class _MonitorBase(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    segment: str | None = None  # restrict the monitor to one segment value
+    per_segment: bool = False  # also run the monitor in every segment
+    min_samples: int = Field(100, ge=1)
+
+
+class FeatureDriftMonitor(_MonitorBase):
+    """Per-feature two-sample tests (alibi-detect) with multiple-testing correction, plus PSI."""
+
+    type: Literal["feature_drift"]
+    features: list[str] | None = None  # default: all policy features
+    numeric_test: Literal["ks", "cvm"] = "ks"
+    categorical_test: Literal["chi2", "fet"] = "chi2"
+    tabular: bool = False  # one alibi-detect TabularDrift over the mixed set
+    correction: Literal["bonferroni", "fdr"] = "bonferroni"
+    p_value: float = Field(0.05, gt=0, lt=1)
+    psi: PSISettings | None = Field(default_factory=PSISettings)
+    multivariate: Literal["mmd", "classifier"] | None = None
+    fire_on: Literal["test", "psi", "either"] = "test"
+
+
+class PredictionDriftMonitor(_MonitorBase):
+    type: Literal["prediction_drift"]
+    test: Literal["ks", "cvm"] = "ks"
+    p_value: float = Field(0.05, gt=0, lt=1)
+    psi: PSISettings | None = Field(default_factory=PSISettings)
+
+
+class LabelDriftMonitor(_MonitorBase):
+    type: Literal["label_drift"]
+    test: Literal["chi2", "fet"] = "chi2"
+    p_value: float = Field(0.05, gt=0, lt=1)
+
+
+class PerformanceMonitor(_MonitorBase):
+    """A metric against an absolute floor/ceiling and/or a relative drop from the baseline."""
+
+    type: Literal["performance"]
+    metric: Literal["accuracy", "precision", "recall", "auc", "gini", "log_loss", "calibration_error", "ctr"]
+    min: float | None = None  # fire when the metric falls below
+    max: float | None = None  # fire when the metric rises above (log loss, calibration error)
+    max_relative_drop: float | None = Field(None, gt=0, lt=1)  # fire when (baseline - value)/|baseline| exceeds
+    confidence: float = Field(0.95, gt=0, lt=1)
+    slice_by: list[str] = Field(default_factory=list)  # columns to rank by share of the drop when it fires
+
+    @model_validator(mode="after")
+    def _needs_a_threshold(self) -> PerformanceMonitor:
+        if self.min is None and self.max is None and self.max_relative_drop is None:
+            raise ValueError("set at least one of min, max or max_relative_drop")
+        return self
+
+
+class ConceptDriftMonitor(_MonitorBase):
+    """An online detector over the time-ordered stream of prediction errors."""
+
+    type: Literal["concept_drift"]
+    detector: Literal["cvm_online", "fet_online", "adwin", "page_hinkley"] = "fet_online"
+    ert: int = Field(1000, ge=10)  # expected run time (rows) between false alarms
+    window_size: int = Field(100, ge=5)
+    delta: float = Field(0.002, gt=0, lt=1)  # ADWIN confidence
+    slice_by: list[str] = Field(default_factory=list)
+
+
+class SequentialMonitor(_MonitorBase):
+    """Wald's SPRT per cohort for a drop in a binary rate (click-through, conversion)."""
+
+    type: Literal["sequential"]
+    cohort_column: str
+    outcome: str | None = None  # binary column; default: the policy label
+    relative_drop: float = Field(0.2, gt=0, lt=1)  # H1: rate = baseline * (1 - relative_drop)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    beta: float = Field(0.2, gt=0, lt=0.5)
+
+
+Monitor = Annotated[
+    FeatureDriftMonitor | PredictionDriftMonitor | LabelDriftMonitor | PerformanceMonitor | ConceptDriftMonitor | SequentialMonitor,
+    Field(discriminator="type"),
+]
+MONITOR_TYPES = ("feature_drift", "prediction_drift", "label_drift", "performance", "concept_drift", "sequential")
+
+
+class Action(_Strict):
+    """When any monitor in ``when`` fires, retrain with ``strategy`` (or only alert)."""
+
+    when: list[str] = Field(min_length=1)
+    action: Literal["retrain", "alert"] = "retrain"
+    strategy: Literal["full", "recent_window", "cohort", "emergency"] = "full"
+    window: str | None = None  # e.g. "90d", "6M", "48h": the training window ending now
+    cohort: str | None = None  # fixed cohort; default: the cohort the monitor names
+    upweight: float | None = Field(None, gt=1)  # cohort strategy: up-weight instead of filter
+    min_rows: int = Field(200, ge=1)  # emergency guard: refuse to train on fewer rows
+    priority: int = 0  # higher wins when several actions match
+
+    @field_validator("window")
+    @classmethod
+    def _window_format(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_window(value)
+        return value
+
+
+class Trainer(_Strict):
+    kind: Literal["sklearn_hgb", "sklearn_logreg", "keras_mlp"] = "sklearn_hgb"
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    holdout: float = Field(0.2, gt=0, lt=0.9)  # the latest share of the window, by time
+
+
+class Gate(_Strict):
+    """The challenger must beat the champion on ``metric`` and not regress in any segment."""
+
+    metric: Literal["accuracy", "auc", "gini", "log_loss"] = "auc"
+    min_improvement: float = 0.0
+    max_segment_regression: float = Field(0.02, ge=0)
+
+
+class RolloutCheck(_Strict):
+    metric: Literal["error_rate", "latency_p95", "latency_p99", "prediction_shift", "accuracy", "ctr"]
+    max: float | None = None  # absolute ceiling on the challenger
+    max_ratio: float | None = Field(None, gt=0)  # challenger / champion
+    max_drop: float | None = Field(None, ge=0)  # champion - challenger (accuracy, ctr)
+
+
+class Rollout(_Strict):
+    steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100])
+    interval_seconds: float = Field(30, gt=0)
+    min_requests: int = Field(50, ge=1)  # per arm per step; fewer is "no data" and halts
+    max_failed_checks: int = Field(1, ge=0)
+    alpha: float = Field(0.05, gt=0, lt=0.5)  # always-valid sequential test on labelled accuracy
+    checks: list[RolloutCheck] = Field(
+        default_factory=lambda: [
+            RolloutCheck(metric="error_rate", max=0.01),
+            RolloutCheck(metric="latency_p95", max_ratio=1.5),
+            RolloutCheck(metric="prediction_shift", max=0.25),
+            RolloutCheck(metric="accuracy", max_drop=0.02),
+        ]
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_increase_to_100(cls, steps: list[int]) -> list[int]:
+        if not steps:
+            raise ValueError("give at least one step, e.g. [10, 25, 50, 100]")
+        if any(s <= 0 or s > 100 for s in steps):
+            raise ValueError(f"every step must be a percentage in 1..100, got {steps}")
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError(f"steps must strictly increase, got {steps}")
+        if steps[-1] != 100:
+            raise ValueError(f"the last step must be 100 (full rollout), got {steps[-1]}")
+        return steps
+
+
+class Alerting(_Strict):
+    webhook: str | None = None  # Slack-compatible incoming webhook URL
+    on: list[Literal["retrain", "alert", "none"]] = Field(default_factory=lambda: ["retrain", "alert"])
+
+
+class Policy(_Strict):
+    """One model's policy. Load it with :func:`load_policy`."""
+
+    model: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    description: str = ""
+    scenario: str | None = None
+    entity: str
+    timestamp: str = "event_timestamp"
+    label: str
+    prediction: str = "prediction"
+    features: list[str] = Field(min_length=1)
+    categorical_features: list[str] = Field(default_factory=list)
+    segments: Segments | None = None
+    feature_service: str | None = None
+    period: Literal["hour", "day", "month"] = "month"
+    schedule: str | None = None  # cron for the recurring monitor run
+    trainer: Trainer = Field(default_factory=Trainer)
+    gate: Gate = Field(default_factory=Gate)
+    monitors: list[Monitor] = Field(min_length=1)
+    actions: list[Action] = Field(default_factory=list)
+    rollout: Rollout = Field(default_factory=Rollout)
+    alerting: Alerting = Field(default_factory=Alerting)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Policy:
+        names = [m.name for m in self.monitors]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"monitor names must be unique; repeated: {sorted(dup)}")
+        all_features = set(self.features) | set(self.categorical_features)
+        overlap = set(self.features) & set(self.categorical_features)
+        if overlap:
+            raise ValueError(f"{sorted(overlap)} listed in both features and categorical_features")
+        for i, m in enumerate(self.monitors):
+            if isinstance(m, FeatureDriftMonitor) and m.features:
+                unknown = sorted(set(m.features) - all_features)
+                if unknown:
+                    raise ValueError(f"monitors[{i}].features names unknown features {unknown}; known: {sorted(all_features)}")
+            if m.segment is not None:
+                if self.segments is None:
+                    raise ValueError(f"monitors[{i}].segment is set but the policy has no segments: add segments.column and segments.values")
+                if m.segment not in self.segments.values:
+                    raise ValueError(f"monitors[{i}].segment {m.segment!r} is not one of segments.values {self.segments.values}")
+            if m.per_segment and self.segments is None:
+                raise ValueError(f"monitors[{i}].per_segment needs segments.column and segments.values")
+        for i, a in enumerate(self.actions):
+            unknown = sorted(set(a.when) - set(names))
+            if unknown:
+                raise ValueError(f"actions[{i}].when names unknown monitors {unknown}; known: {names}")
+        return self
+
+    def monitor(self, name: str) -> Any:
+        """The monitor called ``name``."""
+        for m in self.monitors:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    @property
+    def all_features(self) -> list[str]:
+        return [*self.features, *self.categorical_features]
+
+    @property
+    def segment_column(self) -> str | None:
+        return self.segments.column if self.segments else None
+
+
+_WINDOW_UNITS = {"h": "hours", "d": "days", "w": "weeks", "M": "months"}
+
+
+def parse_window(text: str) -> tuple[int, str]:
+    """Parse a window like ``90d`` into ``(90, "days")``.
+
+    >>> parse_window("6M")
+    (6, 'months')
+    """
+    unit = text[-1:] if text else ""
+    if unit not in _WINDOW_UNITS or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+        raise ValueError(f"window {text!r} must be a positive count and a unit h, d, w or M, e.g. '90d' or '6M'")
+    return int(text[:-1]), _WINDOW_UNITS[unit]
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in MONITOR_TYPES))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key; remove it or check its spelling"
+        elif err["type"] == "union_tag_invalid":
+            msg = f"unknown monitor type; use one of {', '.join(MONITOR_TYPES)}"
+        elif err["type"] == "missing":
+            msg = "required key is missing; add it"
+        lines.append(f"{source}: {loc or '<top>'}: {msg}")
+    return "; ".join(lines)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy YAML file. A bare name (``churn``) resolves in ``policies/``.
+
+    Raises :class:`~driftloop.errors.ConfigError` naming the YAML path of each error.
+    """
+    from driftloop.settings import POLICY_DIR
+
+    p = Path(path)
+    if not p.exists() and not p.suffix and (POLICY_DIR / f"{p}.yaml").exists():
+        p = POLICY_DIR / f"{p}.yaml"
+    if not p.exists():
+        known = ", ".join(sorted(f.stem for f in POLICY_DIR.glob("*.yaml")))
+        raise ConfigError(f"policy file {str(path)!r} not found", fix=f"give a path to a YAML file or one of: {known}")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}", fix="check indentation and quoting") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: the policy must be a YAML mapping", fix="start the file with 'model: <name>'")
+    return policy_from_dict(raw, source=str(p))
+
+
+def policy_from_dict(raw: dict[str, Any], source: str = "policy") -> Policy:
+    """Validate a policy given as a dict (e.g. a KFP pipeline parameter)."""
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source), fix="correct the keys named above") from None

@@ -1,0 +1,1 @@
+"""One module per ``driftloop`` sub-command; each only wires arguments to library code."""

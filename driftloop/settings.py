@@ -1,0 +1,71 @@
+"""Runtime settings: where driftloop keeps its state and which servers it talks to.
+
+Embedded defaults (files and SQLite under a work directory) need no configuration; every
+value can be overridden by an environment variable ``DRIFTLOOP_<NAME>`` so the same code
+runs on a laptop and in a cluster pod.
+
+>>> s = Settings.from_env({"DRIFTLOOP_WORKDIR": "/tmp/dl"})
+>>> s.mlflow_tracking_uri
+'sqlite:////tmp/dl/mlflow.db'
+>>> str(s.artifact_root)
+'/tmp/dl/mlartifacts'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+POLICY_DIR = REPO_ROOT / "policies"
+FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where state lives and which servers to use. Build with :meth:`from_env`."""
+
+    workdir: Path = field(default_factory=lambda: Path(".driftloop").resolve())
+    mlflow_tracking_uri: str = ""
+    mlflow_artifact_root: str = ""
+    feature_repo: Path = FEATURE_REPO_DIR
+    feast_config: str = "local"  # "local" (parquet + SQLite) or "production" (PostgreSQL + Redis)
+    prometheus_url: str = ""  # empty: read each model server's own /metrics
+    webhook_url: str = ""  # Slack-compatible incoming webhook; empty: no notification
+
+    def __post_init__(self) -> None:
+        if not self.mlflow_tracking_uri:
+            object.__setattr__(self, "mlflow_tracking_uri", f"sqlite:///{self.workdir}/mlflow.db")
+        if not self.mlflow_artifact_root:
+            object.__setattr__(self, "mlflow_artifact_root", str(self.workdir / "mlartifacts"))
+
+    @property
+    def artifact_root(self) -> Path:
+        return Path(self.mlflow_artifact_root)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``DRIFTLOOP_*`` variables; unset ones keep the embedded defaults."""
+        env = os.environ if env is None else env
+        kwargs: dict[str, object] = {}
+        if env.get("DRIFTLOOP_WORKDIR"):
+            kwargs["workdir"] = Path(env["DRIFTLOOP_WORKDIR"]).resolve()
+        for name in ("mlflow_tracking_uri", "mlflow_artifact_root", "feast_config", "prometheus_url", "webhook_url"):
+            value = env.get(f"DRIFTLOOP_{name.upper()}")
+            if value:
+                kwargs[name] = value
+        if env.get("MLFLOW_TRACKING_URI") and "mlflow_tracking_uri" not in kwargs:
+            kwargs["mlflow_tracking_uri"] = env["MLFLOW_TRACKING_URI"]
+        if env.get("DRIFTLOOP_FEATURE_REPO"):
+            kwargs["feature_repo"] = Path(env["DRIFTLOOP_FEATURE_REPO"]).resolve()
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    def with_workdir(self, workdir: Path) -> Settings:
+        """A copy rooted at another work directory (derived paths follow it)."""
+        return replace(self, workdir=workdir.resolve(), mlflow_tracking_uri="", mlflow_artifact_root="")

@@ -1,0 +1,72 @@
+"""Fixtures shared by every test: an isolated work directory and the local servers.
+
+PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) run on this machine and in CI;
+tests that need them get a fresh database / key prefix of their own.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from driftloop.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded-default settings rooted in a fresh temporary work directory."""
+    return Settings(workdir=tmp_path / "work")
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests keep files a person may want to look at (screenshots, reports)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on localhost:5432, dropped afterwards."""
+    import psycopg2
+
+    if not port_open("127.0.0.1", 5432):
+        pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (start it: pg_ctlcluster <ver> main start)")
+    name = f"dl_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The local Redis server (tests use their own key prefixes)."""
+    if not port_open("127.0.0.1", 6379):
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (start it: redis-server --daemonize yes)")
+    return "redis://127.0.0.1:6379/0"
