@@ -1,0 +1,198 @@
+"""From fired monitors to one decision: do nothing, retrain (with a strategy) or alert.
+
+The decision is a pure function of the policy, the monitor entries, the model version and
+the monitored window, so the same run always gives the same decision and the same
+``idempotency_key``. :class:`DecisionLedger` remembers keys already acted on, so a decision
+is never acted on twice (a re-run of the same window, a retried pipeline step).
+
+>>> from components.policy import load_policy
+>>> policy = load_policy("churn")
+>>> monitors = [{"name": "accuracy_floor", "type": "performance", "fired": True,
+...              "summary": "accuracy 0.81 < 0.85 (n=2400)", "results": []}]
+>>> d = decide(policy, monitors, model_version="3", window={"start": "2025-08-01", "end": "2025-08-31"})
+>>> d.action, d.strategy, d.reasons
+('retrain', 'full', ('accuracy_floor: accuracy 0.81 < 0.85 (n=2400)',))
+>>> d.idempotency_key == decide(policy, monitors, "3", {"start": "2025-08-01", "end": "2025-08-31"}).idempotency_key
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from components.policy import Action, Policy
+
+ACTIONS = ("none", "retrain", "alert")
+_ACTION_RANK = {"retrain": 0, "alert": 1}  # retrain beats alert
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do about one monitoring run, and why.
+
+    ``strategy``, ``window`` (training window, e.g. ``"48h"``), ``cohort`` and ``upweight``
+    apply to retraining; ``min_rows`` is the emergency guard. ``fired`` lists every monitor
+    that fired; ``triggered_by`` the ones the chosen action names.
+    """
+
+    action: str
+    strategy: str | None
+    window: str | None
+    cohort: str | None
+    reasons: tuple[str, ...]
+    fired: tuple[str, ...]
+    triggered_by: tuple[str, ...]
+    model: str
+    model_version: str | None
+    data_window: tuple[str | None, str | None]
+    idempotency_key: str
+    upweight: float | None = None
+    min_rows: int | None = None
+    priority: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (tuples become lists)."""
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Decision:
+        """Rebuild a decision from :meth:`to_dict` output."""
+        tuples = {"reasons", "fired", "triggered_by", "data_window"}
+        fields = cls.__dataclass_fields__
+        return cls(**{k: tuple(v) if k in tuples and v is not None else v for k, v in raw.items() if k in fields})
+
+
+def idempotency_key(model: str, model_version: str | None, data_window: tuple[str | None, str | None],
+                    action: str, strategy: str | None, window: str | None, cohort: str | None) -> str:
+    """A stable hash of what makes two decisions "the same one".
+
+    >>> idempotency_key("churn", "3", ("2025-08-01", "2025-08-31"), "retrain", "full", None, None)[:12]
+    '0de6419dc763'
+    """
+    payload = json.dumps([model, model_version, list(data_window), action, strategy, window, cohort])
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def decide(policy: Policy, report_monitors: Sequence[dict[str, Any]], model_version: str | None,
+           window: dict[str, Any] | None) -> Decision:
+    """Choose the action for the monitors that fired.
+
+    Among the policy's actions whose ``when`` names a fired monitor, retrain beats alert,
+    then the highest ``priority`` wins, then the first in policy order. Fired monitors
+    that no action names still appear in ``fired`` and ``reasons`` but do not act.
+    """
+    by_name = {m["name"]: m for m in report_monitors}
+    fired = tuple(m["name"] for m in report_monitors if m.get("fired"))
+    reasons = tuple(f"{name}: {by_name[name].get('summary') or 'fired'}" for name in fired)
+    data_window = (_str_or_none((window or {}).get("start")), _str_or_none((window or {}).get("end")))
+
+    matching = [(i, a) for i, a in enumerate(policy.actions) if set(a.when) & set(fired)]
+    if not matching:
+        key = idempotency_key(policy.model, model_version, data_window, "none", None, None, None)
+        return Decision("none", None, None, None, reasons, fired, (), policy.model, model_version, data_window, key)
+
+    _, chosen = min(matching, key=lambda ia: (_ACTION_RANK[ia[1].action], -ia[1].priority, ia[0]))
+    triggered = tuple(n for n in fired if n in chosen.when)
+    if chosen.action == "alert":
+        key = idempotency_key(policy.model, model_version, data_window, "alert", None, None, None)
+        return Decision("alert", None, None, None, reasons, fired, triggered, policy.model, model_version,
+                        data_window, key, priority=chosen.priority)
+
+    cohort = chosen.cohort or (_cohort_from_monitors(policy, [by_name[n] for n in triggered]) if chosen.strategy == "cohort" else None)
+    key = idempotency_key(policy.model, model_version, data_window, "retrain", chosen.strategy, chosen.window, cohort)
+    return Decision("retrain", chosen.strategy, chosen.window, cohort, reasons, fired, triggered, policy.model,
+                    model_version, data_window, key, upweight=chosen.upweight,
+                    min_rows=chosen.min_rows if chosen.strategy == "emergency" else None, priority=chosen.priority)
+
+
+def _cohort_from_monitors(policy: Policy, monitors: list[dict[str, Any]]) -> str | None:
+    """The cohort a fired monitor names: the earliest-detected drifting segment.
+
+    Sequential monitors come first (they test cohorts by design), then any other monitor
+    whose drifting results carry a segment. Ties break on the segment name so the choice
+    is deterministic.
+    """
+    ordered = sorted(monitors, key=lambda m: m.get("type") != "sequential")
+    for m in ordered:
+        hits = [r for r in m.get("results", []) if r.get("drift") and r.get("segment")]
+        if hits:
+            first = min(hits, key=lambda r: (r.get("detected_at") is None, r.get("detected_at") or 0, str(r["segment"])))
+            return str(first["segment"])
+    return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def chosen_action(policy: Policy, decision: Decision) -> Action | None:
+    """The policy action a retrain/alert decision came from (``None`` for "none")."""
+    for a in policy.actions:
+        if decision.action == a.action and set(a.when) & set(decision.triggered_by) and (
+            decision.action == "alert" or a.strategy == decision.strategy
+        ):
+            return a
+    return None
+
+
+class DecisionLedger:
+    """A small SQLite table of decisions already acted on, keyed by ``idempotency_key``.
+
+    SQLite's primary key makes :meth:`record` an atomic claim: two processes acting on the
+    same decision cannot both succeed.
+
+    >>> import tempfile
+    >>> from components.policy import load_policy
+    >>> ledger = DecisionLedger(Path(tempfile.mkdtemp()) / "decisions.db")
+    >>> d = decide(load_policy("churn"), [{"name": "accuracy_floor", "fired": True, "summary": "x"}], "1", {})
+    >>> ledger.seen(d.idempotency_key), ledger.record(d), ledger.record(d), ledger.seen(d.idempotency_key)
+    (False, True, False, True)
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS decisions (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
+                "model_version TEXT, action TEXT NOT NULL, strategy TEXT, recorded_at TEXT NOT NULL, decision TEXT NOT NULL)"
+            )
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=30)
+        try:
+            with con:  # commits on success, rolls back on error
+                yield con
+        finally:
+            con.close()
+
+    def seen(self, key: str) -> bool:
+        """Whether a decision with this key was already recorded."""
+        with self._connect() as con:
+            return con.execute("SELECT 1 FROM decisions WHERE key = ?", (key,)).fetchone() is not None
+
+    def record(self, decision: Decision) -> bool:
+        """Record the decision; ``False`` if its key was already there (do not act again)."""
+        with self._connect() as con:
+            cur = con.execute(
+                "INSERT OR IGNORE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (decision.idempotency_key, decision.model, decision.model_version, decision.action,
+                 decision.strategy, datetime.now(UTC).isoformat(), json.dumps(decision.to_dict())),
+            )
+            return cur.rowcount == 1
+
+    def get(self, key: str) -> Decision | None:
+        """The recorded decision with this key, if any."""
+        with self._connect() as con:
+            row = con.execute("SELECT decision FROM decisions WHERE key = ?", (key,)).fetchone()
+        return Decision.from_dict(json.loads(row[0])) if row else None
