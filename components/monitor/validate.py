@@ -1,0 +1,144 @@
+"""Check reference and current data against the policy before any test runs.
+
+Every problem a user can fix raises :class:`~driftloop.errors.DataError` naming the frame,
+the column and the fix (a misspelt column suggests the closest name). A label column that
+is absent (labels not joined yet) is not an error: it comes back as a warning and the
+performance monitors report insufficient data.
+
+>>> import pandas as pd
+>>> from components.policy import Policy
+>>> policy = Policy.model_validate({"model": "m", "entity": "id", "label": "y",
+...     "features": ["age"], "monitors": [{"name": "l", "type": "label_drift"}]})
+>>> ref = pd.DataFrame({"event_timestamp": pd.date_range("2025-01-01", periods=3, freq="D"), "age": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
+>>> validate_inputs(policy, ref, ref.drop(columns="y"))
+["current data has no label column 'y': label_drift and performance monitors report insufficient data"]
+>>> validate_inputs(policy, ref, ref.rename(columns={"age": "agee"}))
+Traceback (most recent call last):
+...
+driftloop.errors.DataError: current data has no column 'age' (policy.features) (fix: did you mean 'agee'? rename the column or fix the policy)
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import pandas as pd
+from pandas.api import types as ptypes
+
+from components.policy import ConceptDriftMonitor, PerformanceMonitor, Policy, PredictionDriftMonitor, SequentialMonitor
+from driftloop.errors import DataError
+
+LABEL_MONITORS = ("label_drift", "performance", "concept_drift")
+
+
+def required_columns(policy: Policy) -> dict[str, str]:
+    """Columns the policy's monitors need, each with the policy field that asks for it.
+
+    >>> from components.policy import load_policy
+    >>> cols = required_columns(load_policy("recsys"))
+    >>> cols["user_cohort"], cols["event_timestamp"]
+    ('policy.categorical_features', 'policy.timestamp')
+    """
+    need: dict[str, str] = {policy.timestamp: "policy.timestamp"}
+    for f in policy.features:
+        need.setdefault(f, "policy.features")
+    for f in policy.categorical_features:
+        need.setdefault(f, "policy.categorical_features")
+    if policy.segments and any(m.segment or m.per_segment for m in policy.monitors):
+        need.setdefault(policy.segments.column, "policy.segments.column")
+    for m in policy.monitors:
+        if isinstance(m, PredictionDriftMonitor | PerformanceMonitor | ConceptDriftMonitor):
+            need.setdefault(policy.prediction, f"policy.prediction (monitor {m.name})")
+        if isinstance(m, PerformanceMonitor | ConceptDriftMonitor):
+            for col in m.slice_by:
+                need.setdefault(col, f"monitors.{m.name}.slice_by")
+        if isinstance(m, SequentialMonitor):
+            need.setdefault(m.cohort_column, f"monitors.{m.name}.cohort_column")
+            if m.outcome:
+                need.setdefault(m.outcome, f"monitors.{m.name}.outcome")
+    return need
+
+
+def validate_inputs(policy: Policy, reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
+    """Raise ``DataError`` for unusable inputs; return warnings for tolerable gaps."""
+    warnings: list[str] = []
+    for frame_name, df in (("reference", reference), ("current", current)):
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"{frame_name} data is a {type(df).__name__}, not a table", fix="pass a pandas DataFrame, a parquet or a CSV file")
+        if len(df) == 0:
+            raise DataError(f"{frame_name} data window is empty (0 rows)", fix="widen the window or check the data source's date filter")
+        for col, field_name in required_columns(policy).items():
+            if col not in df.columns:
+                raise DataError(f"{frame_name} data has no column {col!r} ({field_name})", fix=_suggest(col, list(df.columns)))
+        _check_timestamp(policy, frame_name, df)
+        for col in policy.features:
+            if not ptypes.is_numeric_dtype(df[col]) or ptypes.is_bool_dtype(df[col]):
+                raise DataError(
+                    f"{frame_name} data column {col!r} is {df[col].dtype}, but policy.features needs numbers",
+                    fix="convert it to numbers or move it to policy.categorical_features",
+                )
+        for col in (*policy.all_features, *_optional(policy, df)):
+            if df[col].isna().all():
+                raise DataError(f"{frame_name} data column {col!r} is entirely missing (all NaN)", fix="check the join or the feature pipeline that fills it")
+        if policy.prediction in df.columns:
+            _check_prediction(policy, frame_name, df)
+        if policy.label not in df.columns:
+            if any(m.type in LABEL_MONITORS for m in policy.monitors):
+                warnings.append(f"{frame_name} data has no label column {policy.label!r}: label_drift and performance monitors report insufficient data")
+        elif df[policy.label].notna().any():
+            _check_binary(frame_name, df, policy.label, "policy.label")
+    for col in policy.categorical_features:
+        kinds = {ptypes.is_numeric_dtype(reference[col]), ptypes.is_numeric_dtype(current[col])}
+        if len(kinds) > 1:
+            raise DataError(
+                f"column {col!r} is {reference[col].dtype} in reference data but {current[col].dtype} in current data",
+                fix="write both windows with the same schema (cast the column to the same type)",
+            )
+    return warnings
+
+
+def _optional(policy: Policy, df: pd.DataFrame) -> list[str]:
+    cols = [policy.prediction] if policy.prediction in df.columns else []
+    if policy.segments and policy.segments.column in df.columns:
+        cols.append(policy.segments.column)
+    return cols
+
+
+def _suggest(col: str, columns: list[str]) -> str:
+    close = difflib.get_close_matches(col, [str(c) for c in columns], n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}? rename the column or fix the policy"
+    shown = ", ".join(map(str, columns[:12])) + (" ..." if len(columns) > 12 else "")
+    return f"add the column; the data has: {shown}"
+
+
+def _check_timestamp(policy: Policy, frame_name: str, df: pd.DataFrame) -> None:
+    col = df[policy.timestamp]
+    if ptypes.is_datetime64_any_dtype(col):
+        return
+    try:
+        pd.to_datetime(col)
+    except (ValueError, TypeError):
+        raise DataError(
+            f"{frame_name} data column {policy.timestamp!r} (policy.timestamp) is not a timestamp",
+            fix="store ISO-8601 times or datetimes in it",
+        ) from None
+
+
+def _check_prediction(policy: Policy, frame_name: str, df: pd.DataFrame) -> None:
+    col = df[policy.prediction]
+    if not ptypes.is_numeric_dtype(col):
+        raise DataError(f"{frame_name} data column {policy.prediction!r} (policy.prediction) is {col.dtype}, not a probability",
+                        fix="store P(label = 1) as a float in [0, 1]")
+    values = col.dropna()
+    if len(values) and (values.min() < 0 or values.max() > 1):
+        raise DataError(f"{frame_name} data column {policy.prediction!r} has values outside [0, 1] ({values.min():.3g}..{values.max():.3g})",
+                        fix="store P(label = 1), not a score or a class label")
+
+
+def _check_binary(frame_name: str, df: pd.DataFrame, col: str, field_name: str) -> None:
+    values = set(pd.unique(df[col].dropna()))
+    if not values <= {0, 1, True, False}:
+        shown = sorted(map(str, values))[:5]
+        raise DataError(f"{frame_name} data column {col!r} ({field_name}) must be 0/1, found {shown}",
+                        fix="encode the label as 0/1 (NaN while not yet known)")
