@@ -1,0 +1,45 @@
+"""KFP components for monitoring: run the policy's monitors, then decide (once per window).
+
+>>> sorted(run_monitor.component_spec.outputs)
+['Output', 'metrics', 'report', 'report_html']
+>>> sorted(decide.component_spec.outputs)
+['action', 'cohort', 'decision_md', 'end', 'idempotency_key', 'strategy', 'window']
+"""
+
+from typing import NamedTuple
+
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
+
+from components.kfp import IMAGE, component
+
+__all__ = ["IMAGE", "decide", "run_monitor"]
+
+
+@component
+def run_monitor(policy: str, reference: Input[Dataset], current: Input[Dataset], model_version: str, workdir: str,
+                report: Output[Artifact], report_html: Output[HTML], metrics: Output[Metrics]) -> str:
+    """Run every monitor of the policy; write the JSON report, its HTML and one metric per monitor."""
+    from components.kfp import runtime
+
+    pol = runtime.resolve_policy(policy)
+    rep = runtime.monitor_report(pol, runtime.read_frame(reference.path), runtime.read_frame(current.path), model_version, runtime.settings_for(workdir))
+    runtime.write_text(report.path, rep.to_json())
+    runtime.write_text(report_html.path, runtime.report_html(rep))
+    for name, value in runtime.monitor_metrics(rep).items():
+        metrics.log_metric(name, value)
+    return ",".join(rep.fired_monitors())
+
+
+@component
+def decide(policy: str, report: Input[Artifact], workdir: str, decision_md: Output[Markdown]) -> NamedTuple(
+        "DecisionOutputs", [("action", str), ("strategy", str), ("window", str), ("cohort", str), ("end", str), ("idempotency_key", str)]):
+    """Decide from the report; a retrain already acted on for this model version and window becomes "none"."""
+    from collections import namedtuple
+
+    from components.kfp import runtime
+
+    d, fresh = runtime.decide_once(runtime.resolve_policy(policy), runtime.read_text(report.path), runtime.settings_for(workdir))
+    runtime.write_text(decision_md.path, runtime.decision_markdown(d, fresh))
+    action = d.action if fresh else "none"
+    out = namedtuple("DecisionOutputs", ["action", "strategy", "window", "cohort", "end", "idempotency_key"])
+    return out(action, d.strategy or "", d.window or "", d.cohort or "", d.data_window[1] or "", d.idempotency_key)

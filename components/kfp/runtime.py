@@ -1,0 +1,291 @@
+"""Helpers the component bodies call inside a task: settings, policy, data windows, frames.
+
+Kept free of ``kfp`` so they are plain, testable functions; the component wrappers in
+this package stay a few lines each (parse inputs, call the library, write outputs).
+
+>>> policy = resolve_policy("churn")
+>>> policy.model, policy.schedule
+('churn', '0 6 1 * *')
+>>> resolve_policy(policy_text("churn")).model
+'churn'
+>>> settings_for("/tmp/dl-doc").workdir.as_posix()
+'/tmp/dl-doc'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from driftloop.errors import ConfigError, DataError
+from driftloop.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from components.policy import Policy
+
+
+def settings_for(workdir: str = "") -> Settings:
+    """Settings from the task's environment, rooted at ``workdir`` when one is given.
+
+    The work directory is a pipeline parameter so a local run can point every task at the
+    same state; on a cluster it stays empty and the pod's ``DRIFTLOOP_*`` env decides.
+    An explicit ``MLFLOW_TRACKING_URI`` / ``DRIFTLOOP_MLFLOW_TRACKING_URI`` still wins.
+    """
+    env = dict(os.environ)
+    if workdir:
+        env["DRIFTLOOP_WORKDIR"] = workdir
+    return Settings.from_env(env)
+
+
+def resolve_policy(policy: str) -> Policy:
+    """A policy from a bundled name (``churn``), a path to a YAML file, or the YAML text itself."""
+    import yaml
+
+    from components.policy import load_policy, policy_from_dict
+
+    text = policy.strip()
+    if not text:
+        raise ConfigError("the pipeline parameter 'policy' is empty", fix="pass a policy name such as 'churn' or the policy YAML text")
+    if "\n" in text or text.startswith("{"):
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"pipeline parameter 'policy' is not valid YAML: {exc}", fix="check indentation and quoting") from None
+        if not isinstance(raw, dict):
+            raise ConfigError("pipeline parameter 'policy' must be a YAML mapping", fix="start it with 'model: <name>'")
+        return policy_from_dict(raw, source="policy parameter")
+    return load_policy(text)
+
+
+def policy_text(name_or_path: str) -> str:
+    """The YAML text of a bundled policy or policy file, validated, to pass as a parameter.
+
+    >>> policy_text("fraud").splitlines()[0].startswith("#")
+    True
+    """
+    from components.policy import load_policy
+    from driftloop.settings import POLICY_DIR
+
+    load_policy(name_or_path)  # validate first: bad policies fail before any submit
+    path = Path(name_or_path)
+    if not path.exists():
+        path = POLICY_DIR / f"{name_or_path}.yaml"
+    return path.read_text()
+
+
+def parse_time(text: str, field: str) -> pd.Timestamp | None:
+    """An ISO timestamp parameter as UTC; empty means "not set" (the latest data).
+
+    >>> parse_time("2025-07-01", "start").isoformat()
+    '2025-07-01T00:00:00+00:00'
+    >>> parse_time("", "end") is None
+    True
+    """
+    import pandas as pd
+
+    if not text:
+        return None
+    try:
+        ts = pd.Timestamp(text)
+    except ValueError:
+        raise ConfigError(f"pipeline parameter {field!r} = {text!r} is not a timestamp", fix="use ISO format, e.g. 2025-07-01T00:00:00Z") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def read_source(source: str, policy: Policy) -> pd.DataFrame:
+    """Rows from a parquet file, a directory of parquet files, or ``scenario:<name>[:rows]``."""
+    import pandas as pd
+
+    if source.startswith("scenario:"):
+        from components.data.scenarios import generate
+
+        _, name, *rest = source.split(":")
+        return generate(name, rows=int(rest[0]) if rest and rest[0] else None, seed=0)
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"data source {source!r} does not exist", fix="write it with 'driftloop scenario' or pass scenario:<name>")
+    frame = pd.read_parquet(path)
+    if policy.timestamp not in frame.columns:
+        raise DataError(f"data source {source!r} has no timestamp column {policy.timestamp!r}", fix="set policy.timestamp to the event-time column")
+    return frame
+
+
+def select_window(frame: pd.DataFrame, policy: Policy, start: str, end: str) -> pd.DataFrame:
+    """Rows with ``start <= timestamp < end`` (either bound may be empty = open).
+
+    >>> import pandas as pd
+    >>> p = resolve_policy("churn")
+    >>> f = pd.DataFrame({"event_timestamp": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-03-01"], utc=True)})
+    >>> len(select_window(f, p, "2025-02-01", ""))
+    2
+    """
+    import pandas as pd
+
+    ts = pd.to_datetime(frame[policy.timestamp], utc=True)
+    mask = pd.Series(True, index=frame.index)
+    lo, hi = parse_time(start, "start"), parse_time(end, "end")
+    if lo is not None:
+        mask &= ts >= lo
+    if hi is not None:
+        mask &= ts < hi
+    return frame.loc[mask].reset_index(drop=True)
+
+
+def write_frame(frame: pd.DataFrame, path: str) -> None:
+    """Write a data artifact as parquet (the artifact path may not have a suffix)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+
+
+def read_frame(path: str) -> pd.DataFrame:
+    """Read a data artifact written by :func:`write_frame`."""
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+def validate_frame(frame: pd.DataFrame, policy: Policy, min_rows: int = 1, need_label: bool = True) -> dict[str, float]:
+    """Check a data window against the policy; return figures to log as task metrics.
+
+    Missing columns and an empty window raise :class:`DataError` naming the column and fix.
+
+    >>> import pandas as pd
+    >>> p = resolve_policy("churn")
+    >>> f = pd.DataFrame({c: [1, None] for c in [p.timestamp, p.label, *p.all_features]})
+    >>> validate_frame(f, p)["max_null_share"]
+    0.5
+    >>> validate_frame(f.drop(columns=["region"]), p)
+    Traceback (most recent call last):
+    ...
+    driftloop.errors.DataError: data lacks columns ['region'] that the policy names (fix: ...)
+    """
+    columns = [policy.timestamp, *policy.all_features] + ([policy.label] if need_label else [])
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"data lacks columns {missing} that the policy names", fix="add them to the feature view / data source or remove them from the policy")
+    if len(frame) < min_rows:
+        raise DataError(f"data window has {len(frame)} rows, fewer than the {min_rows} required", fix="widen the window (start/end) or check the data source")
+    nulls = frame[columns].isna().mean()
+    figures = {"rows": float(len(frame)), "max_null_share": float(nulls.max()) if len(frame) else 0.0}
+    if need_label and len(frame):
+        figures["label_rate"] = float(frame[policy.label].astype(float).mean())
+    return figures
+
+
+def write_text(path: str, text: str) -> None:
+    """Write an artifact's text, creating its directory."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
+
+
+def read_text(path: str) -> str:
+    """Read an artifact's text."""
+    return Path(path).read_text()
+
+
+def monitor_report(policy: Policy, reference: pd.DataFrame, current: pd.DataFrame, model_version: str, settings: Settings) -> Any:
+    """Run the policy's monitors (components.monitor.engine) on the two windows."""
+    from components.monitor.engine import run_monitors
+
+    return run_monitors(policy, reference, current, model_version=model_version or None)
+
+
+def report_html(report: Any) -> str:
+    """The monitor report as a self-contained HTML page (components.monitor.html)."""
+    from components.monitor import html
+
+    return str(html.render(report))
+
+
+def monitor_metrics(report: Any) -> dict[str, float]:
+    """One dashboard metric per monitor (1 fired / 0 quiet) plus the current window's rows.
+
+    >>> from components.monitor.report import MonitorReport
+    >>> r = MonitorReport("churn", "1", {"rows": 5}, [{"name": "acc", "fired": True}], {}, "now")
+    >>> monitor_metrics(r)
+    {'rows': 5.0, 'fired.acc': 1.0}
+    """
+    figures = {"rows": float(report.window.get("rows") or 0)}
+    for m in report.monitors:
+        figures[f"fired.{m['name']}"] = 1.0 if m.get("fired") else 0.0
+    return figures
+
+
+def decide_once(policy: Policy, report_json: str, settings: Settings) -> tuple[Any, bool]:
+    """The report's decision and whether it is new: a retrain is claimed in the ledger once."""
+    from components.decision import Decision, DecisionLedger, decide
+    from components.monitor.report import MonitorReport
+
+    report = MonitorReport.from_json(report_json)
+    if report.decision.get("idempotency_key"):
+        decision = Decision.from_dict(report.decision)
+    else:
+        decision = decide(policy, report.monitors, report.model_version, report.window)
+    if decision.action != "retrain":
+        return decision, True
+    return decision, DecisionLedger(settings.workdir / "decisions.db").record(decision)
+
+
+def decision_markdown(decision: Any, fresh: bool) -> str:
+    """The decision and its reasons as Markdown for the KFP dashboard.
+
+    >>> from components.decision import decide
+    >>> d = decide(resolve_policy("churn"), [{"name": "accuracy_floor", "fired": True, "summary": "accuracy 0.8 < 0.85"}], "1", {})
+    >>> print(decision_markdown(d, fresh=True).splitlines()[0])
+    # Decision for churn: retrain (full)
+    """
+    head = f"# Decision for {decision.model}: {decision.action}" + (f" ({decision.strategy})" if decision.strategy else "")
+    lines = [head, ""]
+    if not fresh:
+        lines += [f"Already acted on (key `{decision.idempotency_key}`): not retraining again.", ""]
+    lines += [f"- model version: {decision.model_version or '-'}", f"- data window: {decision.data_window[0]} .. {decision.data_window[1]}"]
+    if decision.window:
+        lines.append(f"- training window: {decision.window}")
+    if decision.cohort:
+        lines.append(f"- cohort: {decision.cohort}")
+    lines += ["", "## Reasons", ""] + ([f"- {r}" for r in decision.reasons] or ["- no monitor fired"])
+    return "\n".join(lines) + "\n"
+
+
+_PERIOD = {"hour": "1h", "day": "1d", "month": "1M"}
+
+
+def resolve_windows(policy: Policy, latest: pd.Timestamp, current_start: str = "", current_end: str = "",
+                    reference_start: str = "", reference_end: str = "") -> dict[str, str]:
+    """Fill empty window bounds so a scheduled run monitors the latest period.
+
+    ``current_end`` defaults to just after ``latest`` (the newest row, or now), ``current_start``
+    to one policy period before it, ``reference_end`` to ``current_start``; an empty
+    ``reference_start`` stays open (all history).
+
+    >>> import pandas as pd
+    >>> w = resolve_windows(resolve_policy("fraud"), pd.Timestamp("2025-03-02T10:30:00Z"))
+    >>> w["current_start"], w["current_end"], w["reference_end"]
+    ('2025-03-02T09:30:00.000001+00:00', '2025-03-02T10:30:00.000001+00:00', '2025-03-02T09:30:00.000001+00:00')
+    """
+    import pandas as pd
+
+    from components.policy import parse_window
+
+    end = parse_time(current_end, "current_end") or (latest + pd.Timedelta(microseconds=1))
+    count, unit = parse_window(_PERIOD[policy.period])
+    start = parse_time(current_start, "current_start") or (end - pd.DateOffset(**{unit: count}))
+    ref_end = parse_time(reference_end, "reference_end") or start
+    ref_start = parse_time(reference_start, "reference_start")
+    if ref_end > start:
+        raise ConfigError(f"reference window ends at {ref_end} after the current window starts at {start}", fix="make reference_end <= current_start")
+    return {"current_start": start.isoformat(), "current_end": end.isoformat(), "reference_start": ref_start.isoformat() if ref_start is not None else "",
+            "reference_end": ref_end.isoformat()}
+
+
+def latest_timestamp(policy: Policy, source: str) -> pd.Timestamp:
+    """The newest event time in ``source``; now (UTC) for the feature store."""
+    import pandas as pd
+
+    if not source:
+        return pd.Timestamp.now(tz="UTC")
+    frame = read_source(source, policy)
+    return pd.to_datetime(frame[policy.timestamp], utc=True).max()
