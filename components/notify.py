@@ -1,0 +1,91 @@
+"""Tell people about a decision: a Slack-compatible incoming-webhook message.
+
+The webhook is ``policy.alerting.webhook`` or else ``Settings.webhook_url``; a message goes
+out only for the actions listed in ``policy.alerting.on``. A webhook that is down or
+answers with an error is logged as a warning and recorded in the report's
+``notifications``; it never stops the run.
+
+>>> from components.decision import Decision
+>>> d = Decision("retrain", "full", None, None, ("accuracy_floor: accuracy 0.81 < 0.85",), ("accuracy_floor",),
+...              ("accuracy_floor",), "churn", "3", ("2025-08-01", "2025-08-31"), "k")
+>>> msg = slack_message(d, report_link="file:///tmp/report.html")
+>>> msg["text"]
+'driftloop churn v3: retrain (full)'
+>>> msg["blocks"][1]["text"]["text"]
+'• accuracy_floor: accuracy 0.81 < 0.85'
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from components.decision import Decision
+from components.policy import Policy
+from driftloop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def slack_message(decision: Decision, report_link: str | None = None) -> dict[str, Any]:
+    """A Slack ``{"text", "blocks"}`` payload with the decision, its reasons and the report link."""
+    version = f" v{decision.model_version}" if decision.model_version else ""
+    what = decision.action
+    if decision.strategy:
+        what += f" ({decision.strategy}" + (f", window {decision.window}" if decision.window else "") + (
+            f", cohort {decision.cohort}" if decision.cohort else "") + ")"
+    title = f"driftloop {decision.model}{version}: {what}"
+    reasons = "\n".join(f"• {r}" for r in decision.reasons) or "no monitor fired"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": reasons[:3000]}},
+    ]
+    window = " to ".join(w for w in decision.data_window if w)
+    context = [f"window {window}" if window else "", f"key {decision.idempotency_key[:12]}"]
+    if report_link:
+        context.append(f"report: {report_link}")
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " | ".join(c for c in context if c)}]})
+    return {"text": title, "blocks": blocks}
+
+
+def webhook_for(policy: Policy, settings: Settings | None = None) -> str | None:
+    """The webhook URL to use: the policy's, else the settings', else none."""
+    return policy.alerting.webhook or (settings.webhook_url if settings else "") or None
+
+
+def redact(url: str) -> str:
+    """A webhook URL without its secret path, safe to store in a report.
+
+    >>> redact("https://hooks.slack.com/services/T000/B000/XXXX")
+    'https://hooks.slack.com/...'
+    """
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/..."
+
+
+def notify(policy: Policy, decision: Decision, report_link: str | None = None, settings: Settings | None = None,
+           timeout: float = 5.0) -> dict[str, Any]:
+    """Post the decision to the webhook if the policy asks for it; never raises.
+
+    Returns a record for the report: ``{"channel": "webhook", "status": "sent" | "skipped" |
+    "failed", "url": <redacted>, "detail": ...}``.
+    """
+    import httpx
+
+    url = webhook_for(policy, settings)
+    if not url:
+        return {"channel": "webhook", "status": "skipped", "url": None, "detail": "no webhook configured"}
+    if decision.action not in policy.alerting.on:
+        return {"channel": "webhook", "status": "skipped", "url": redact(url), "detail": f"action {decision.action!r} not in alerting.on"}
+    try:
+        response = httpx.post(url, json=slack_message(decision, report_link), timeout=timeout)
+    except httpx.HTTPError as exc:
+        detail = f"webhook {redact(url)} unreachable: {type(exc).__name__}: {exc}"
+        log.warning(detail)
+        return {"channel": "webhook", "status": "failed", "url": redact(url), "detail": detail}
+    if response.status_code >= 300:
+        detail = f"webhook {redact(url)} answered HTTP {response.status_code}: {response.text[:200]}"
+        log.warning(detail)
+        return {"channel": "webhook", "status": "failed", "url": redact(url), "detail": detail}
+    return {"channel": "webhook", "status": "sent", "url": redact(url), "detail": f"HTTP {response.status_code}"}

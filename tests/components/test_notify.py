@@ -1,0 +1,107 @@
+"""The webhook: a Slack-compatible message reaches a real HTTP server; a dead one never crashes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from components.decision import decide
+from components.notify import notify
+from components.policy import load_policy, policy_from_dict
+from driftloop.settings import Settings
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+class _Hook:
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.bodies: list[dict] = []
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[str, _Hook]]:
+    """A real HTTP server on localhost that records the JSON bodies posted to it."""
+    state = _Hook(200)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.bodies.append(json.loads(body))
+            self.send_response(state.status)
+            self.end_headers()
+            self.wfile.write(b"ok" if state.status < 300 else b"no_service")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/services/T0/B0/secret", state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _policy(webhook: str | None, on: list[str] | None = None):
+    raw = load_policy("churn").model_dump(mode="json", exclude_none=True)
+    raw["alerting"] = {"webhook": webhook} | ({"on": on} if on is not None else {})
+    return policy_from_dict(raw)
+
+
+def _retrain(policy):
+    monitors = [{"name": "accuracy_floor", "type": "performance", "fired": True,
+                 "summary": "accuracy 0.81 < 0.85 (n=2400, 95% CI 0.79-0.83)", "results": []}]
+    return decide(policy, monitors, "7", {"start": "2025-08-01", "end": "2025-08-31"})
+
+
+def test_message_reaches_the_webhook_with_reasons_and_report_link(hook) -> None:
+    url, state = hook
+    policy = _policy(url)
+    record = notify(policy, _retrain(policy), report_link="/tmp/out/report.html")
+    assert record["status"] == "sent"
+    assert "secret" not in record["url"], "the webhook's secret path must not be written to reports"
+    (body,) = state.bodies
+    assert body["text"] == "driftloop churn v7: retrain (full)"
+    flat = json.dumps(body["blocks"])
+    assert "accuracy 0.81 < 0.85 (n=2400, 95% CI 0.79-0.83)" in flat
+    assert "/tmp/out/report.html" in flat
+
+
+def test_settings_webhook_is_used_when_the_policy_has_none(hook) -> None:
+    url, state = hook
+    policy = _policy(None)
+    assert notify(policy, _retrain(policy), settings=Settings(webhook_url=url))["status"] == "sent"
+    assert len(state.bodies) == 1
+
+
+def test_actions_not_in_alerting_on_are_not_sent(hook) -> None:
+    url, state = hook
+    policy = _policy(url, on=["alert"])
+    record = notify(policy, _retrain(policy))
+    assert record["status"] == "skipped" and "retrain" in record["detail"]
+    assert state.bodies == []
+
+
+def test_webhook_error_status_is_recorded_not_raised(hook, caplog: pytest.LogCaptureFixture) -> None:
+    url, state = hook
+    state.status = 500
+    policy = _policy(url)
+    record = notify(policy, _retrain(policy))
+    assert record["status"] == "failed" and "HTTP 500" in record["detail"]
+    assert any("HTTP 500" in r.getMessage() for r in caplog.records)
+
+
+def test_webhook_that_is_down_is_recorded_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
+    policy = _policy(url)
+    record = notify(policy, _retrain(policy), timeout=2)
+    assert record["status"] == "failed" and "unreachable" in record["detail"]
+    assert any("unreachable" in r.getMessage() for r in caplog.records)
