@@ -1,0 +1,88 @@
+"""The decision: action precedence, strategy/window/cohort, deterministic keys, the ledger."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from components.decision import Decision, DecisionLedger, decide
+from components.policy import load_policy, policy_from_dict
+
+pytestmark = pytest.mark.unit
+WINDOW = {"start": "2025-08-01T00:00:00+00:00", "end": "2025-08-31T00:00:00+00:00", "rows": 100}
+
+
+def _m(name: str, fired: bool, summary: str = "", results: list | None = None, type_: str = "performance") -> dict:
+    return {"name": name, "type": type_, "fired": fired, "summary": summary or f"{name} figures", "results": results or []}
+
+
+def test_nothing_fired_means_no_action() -> None:
+    d = decide(load_policy("churn"), [_m("accuracy_floor", False), _m("feature_drift", False)], "1", WINDOW)
+    assert (d.action, d.strategy, d.reasons, d.fired) == ("none", None, (), ())
+
+
+def test_retrain_beats_alert_whatever_the_order() -> None:
+    policy = load_policy("churn")  # accuracy_floor -> retrain full; feature_drift -> alert
+    d = decide(policy, [_m("accuracy_floor", True, "accuracy 0.81 < 0.85 (n=2400)"), _m("feature_drift", True, "2 of 7 drifted")], "1", WINDOW)
+    assert (d.action, d.strategy) == ("retrain", "full")
+    assert d.reasons == ("accuracy_floor: accuracy 0.81 < 0.85 (n=2400)", "feature_drift: 2 of 7 drifted")
+    assert d.fired == ("accuracy_floor", "feature_drift") and d.triggered_by == ("accuracy_floor",)
+    only_drift = decide(policy, [_m("accuracy_floor", False), _m("feature_drift", True)], "1", WINDOW)
+    assert (only_drift.action, only_drift.strategy) == ("alert", None)
+
+
+def test_emergency_carries_window_and_min_rows() -> None:
+    d = decide(load_policy("fraud"), [_m("error_stream", True, type_="concept_drift"), _m("recall_floor", False), _m("feature_drift", True)], "2", WINDOW)
+    assert (d.action, d.strategy, d.window, d.min_rows) == ("retrain", "emergency", "48h", 2000)
+
+
+def test_higher_priority_then_policy_order() -> None:
+    policy = load_policy("recsys")  # category_psi -> recent_window (priority 0); cohort_ctr -> cohort (priority 5)
+    sprt = [{"segment": "power", "drift": True, "detected_at": 900}, {"segment": "casual", "drift": True, "detected_at": 120},
+            {"segment": "new", "drift": False, "detected_at": None}]
+    both = [_m("category_psi", True, type_="feature_drift"), _m("cohort_ctr", True, results=sprt, type_="sequential")]
+    d = decide(policy, both, "4", WINDOW)
+    assert (d.strategy, d.cohort, d.upweight) == ("cohort", "casual", 3.0), "earliest-detected cohort is named"
+    raw = policy.model_dump(mode="json", exclude_none=True)
+    for a in raw["actions"]:
+        a["priority"] = 0
+    tie = decide(policy_from_dict(raw), both, "4", WINDOW)
+    assert (tie.strategy, tie.window, tie.cohort) == ("recent_window", "14d", None), "equal priority: first action in policy order"
+
+
+def test_fixed_cohort_in_the_action_wins() -> None:
+    raw = load_policy("recsys").model_dump(mode="json", exclude_none=True)
+    raw["actions"][1]["cohort"] = "new"
+    d = decide(policy_from_dict(raw), [_m("category_psi", False), _m("cohort_ctr", True, results=[{"segment": "casual", "drift": True, "detected_at": 5}])], "4", WINDOW)
+    assert d.cohort == "new"
+
+
+def test_same_inputs_same_decision_and_key() -> None:
+    policy = load_policy("credit")
+    monitors = [_m("subprime_gini", True, "gini 0.41 vs baseline 0.52"), _m("prime_gini", False), _m("feature_drift", True)]
+    a, b = decide(policy, monitors, "3", WINDOW), decide(policy, [dict(m) for m in monitors], "3", dict(WINDOW))
+    assert a == b
+    assert Decision.from_dict(a.to_dict()) == a
+    assert decide(policy, monitors, "4", WINDOW).idempotency_key != a.idempotency_key, "a new model version is a new decision"
+    later = dict(WINDOW, start="2025-09-01T00:00:00+00:00", end="2025-09-30T00:00:00+00:00")
+    assert decide(policy, monitors, "3", later).idempotency_key != a.idempotency_key, "a new window is a new decision"
+
+
+def _claim(args: tuple[str, dict]) -> bool:
+    path, raw = args
+    return DecisionLedger(path).record(Decision.from_dict(raw))
+
+
+def test_ledger_lets_only_one_process_act(tmp_path: Path) -> None:
+    d = decide(load_policy("churn"), [_m("accuracy_floor", True)], "1", WINDOW)
+    path = str(tmp_path / "decisions.db")
+    DecisionLedger(path)  # create the table before the race
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        claims = pool.map(_claim, [(path, d.to_dict())] * 8)
+    assert sum(claims) == 1
+    ledger = DecisionLedger(path)
+    assert ledger.seen(d.idempotency_key) and ledger.get(d.idempotency_key) == d
+    other = decide(load_policy("churn"), [_m("accuracy_floor", True)], "2", WINDOW)
+    assert not ledger.seen(other.idempotency_key)
