@@ -1,0 +1,1 @@
+"""Serving: the KServe predictor and transformer, prediction log, metrics, router and canary controller."""

@@ -1,0 +1,230 @@
+"""The KServe predictor: one ``kserve.Model`` serving an MLflow model version.
+
+It loads ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` once (the alias is
+resolved to a version at load, so a later alias move does not change a running server),
+serves KServe's v1 and v2 (Open Inference Protocol) REST endpoints through
+``kserve.ModelServer``, rejects malformed requests with ``InvalidInput`` (HTTP 400) naming
+the field, writes every prediction to the prediction log and counts requests, errors,
+latency and predictions per model version for ``/metrics``.
+
+``python -m serving.predictor --model-name churn --model-uri models:/churn@champion
+--http-port 8080 --log-dir logs`` runs it. ``--inject-latency-ms`` and
+``--inject-error-rate`` are explicit test hooks for the canary fault tests.
+
+>>> parse_model_uri("models:/churn@champion")
+('churn', 'champion', None)
+>>> parse_model_uri("models:/churn/3")
+('churn', None, '3')
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from driftloop.errors import ConfigError, ServiceUnavailable
+from serving.schema import FeatureSchema
+
+try:  # kserve is a hard dependency of serving; importing it here keeps the class a real kserve.Model.
+    from kserve import Model as _KServeModel
+except ImportError:  # pragma: no cover
+    _KServeModel = object  # type: ignore[assignment,misc]
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """Split a registry URI into (name, alias, version); anything else is a ConfigError."""
+    if not uri.startswith("models:/"):
+        raise ConfigError(f"model URI {uri!r} is not a registry URI", fix="use models:/<name>@<alias> or models:/<name>/<version>")
+    rest = uri.removeprefix("models:/")
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        if name and alias:
+            return name, alias, None
+    elif rest.count("/") == 1:
+        name, version = rest.split("/")
+        if name and version.isdigit():
+            return name, None, version
+    raise ConfigError(f"model URI {uri!r} is malformed", fix="use models:/<name>@<alias> or models:/<name>/<version>")
+
+
+def resolve_version(uri: str, tracking_uri: str | None = None) -> str:
+    """The registry version a URI points at now; ServiceUnavailable/ConfigError if it does not exist."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    name, alias, version = parse_model_uri(uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        if alias is not None:
+            return str(client.get_model_version_by_alias(name, alias).version)
+        return str(client.get_model_version(name, str(version)).version)
+    except MlflowException as exc:
+        raise ConfigError(f"model URI {uri!r} does not resolve in the registry at {tracking_uri or 'the default tracking URI'}: {exc.message.splitlines()[0]}",
+                          fix="register the model or set the alias (driftloop registry), or fix the URI") from None
+    except Exception as exc:  # connection errors of a remote tracking server
+        raise ServiceUnavailable(f"MLflow registry unreachable while resolving {uri!r}: {exc}", fix="start the MLflow server or fix DRIFTLOOP_MLFLOW_TRACKING_URI") from None
+
+
+def schema_of(pyfunc_model: Any) -> FeatureSchema:
+    """Feature schema from the model's config (driftloop models) or its signature."""
+    config = getattr(pyfunc_model, "model_config", None) or {}
+    if config.get("features"):
+        return FeatureSchema(tuple(config["features"]), tuple(config.get("categorical_features", [])))
+    input_schema = pyfunc_model.metadata.get_input_schema()
+    if input_schema is None:
+        raise ConfigError("the model has no signature and no feature list", fix="log it with a signature or pass --policy")
+    return FeatureSchema.from_signature(input_schema)
+
+
+class MlflowPredictor(_KServeModel):  # type: ignore[misc,valid-type]
+    """Serve one MLflow pyfunc version under the KServe model name ``name``."""
+
+    def __init__(
+        self,
+        name: str,
+        model_uri: str,
+        *,
+        tracking_uri: str | None = None,
+        log_dir: str | Path | None = None,
+        schema: FeatureSchema | None = None,
+        inject_latency_ms: float = 0.0,
+        inject_error_rate: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(name, return_response_headers=True)
+        self.model_uri = model_uri
+        self.tracking_uri = tracking_uri
+        self.log_dir = Path(log_dir) if log_dir else None
+        self.schema = schema
+        self.inject_latency_ms = inject_latency_ms
+        self.inject_error_rate = inject_error_rate
+        self._rng = random.Random(seed)
+        self.version = ""
+        self._model: Any = None
+        self._logger: Any = None
+
+    def load(self) -> bool:
+        """Resolve the URI to a version, load the pyfunc and open the prediction log."""
+        import mlflow
+
+        from serving.metrics import default_metrics
+        from serving.prediction_log import PredictionLogger
+
+        self.version = resolve_version(self.model_uri, self.tracking_uri)
+        name, _, _ = parse_model_uri(self.model_uri)
+        if self.tracking_uri:
+            mlflow.set_tracking_uri(self.tracking_uri)
+        self._model = mlflow.pyfunc.load_model(f"models:/{name}/{self.version}")
+        self.schema = self.schema or schema_of(self._model)
+        self.metrics = default_metrics()
+        if self.log_dir is not None:
+            self._logger = PredictionLogger(self.log_dir, self.name)
+        self.ready = True
+        return self.ready
+
+    def stop(self) -> None:
+        """Flush the prediction log when the server stops."""
+        if self._logger is not None:
+            self._logger.close()
+            self._logger = None
+        super().stop()
+
+    def _rows(self, payload: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
+        """(model rows, logged rows incl. pass-through keys, is_v2) from a v1 dict or v2 InferRequest."""
+        assert self.schema is not None
+        if isinstance(payload, dict):
+            if "instances" not in payload:
+                raise ValueError("body must be {\"instances\": [{feature: value, ...}, ...]}")
+            rows = self.schema.validate(payload["instances"])
+            return rows, [dict(i) for i in payload["instances"]], False
+        columns = {inp.name: list(inp.data) for inp in payload.inputs}
+        rows = self.schema.validate_columns(columns)
+        extra = [k for k in columns if k not in self.schema.names]
+        logged = [{**row, **{k: _plain(columns[k][i]) for k in extra if i < len(columns[k])}} for i, row in enumerate(rows)]
+        return rows, logged, True
+
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None) -> Any:
+        """Validate, predict, log; v1 returns {"predictions": [...]}, v2 an InferResponse."""
+        import pandas as pd
+        from kserve.errors import InvalidInput
+
+        start = time.perf_counter()
+        request_id = (headers or {}).get("x-request-id") or uuid.uuid4().hex
+        try:
+            rows, logged, is_v2 = self._rows(payload)
+        except ValueError as exc:
+            self.metrics.error(self.name, self.version, "client")
+            raise InvalidInput(str(exc)) from None
+        try:
+            if self.inject_latency_ms:
+                await asyncio.sleep(self.inject_latency_ms / 1000)
+            if self.inject_error_rate and self._rng.random() < self.inject_error_rate:
+                raise RuntimeError(f"injected failure (--inject-error-rate {self.inject_error_rate})")
+            frame = pd.DataFrame(rows, columns=self.schema.names)  # type: ignore[union-attr]
+            predictions = [float(p) for p in self._model.predict(frame)]
+        except Exception:
+            self.metrics.error(self.name, self.version, "server")
+            raise
+        if self._logger is not None:
+            for i, (row, p) in enumerate(zip(logged, predictions, strict=True)):
+                self._logger.log(request_id if len(rows) == 1 else f"{request_id}-{i}", self.version, row, p)
+        self.metrics.observe(self.name, self.version, time.perf_counter() - start, predictions)
+        if response_headers is not None:
+            response_headers.update({"x-request-id": request_id, "x-model-version": self.version})
+        if not is_v2:
+            return {"predictions": predictions, "model_version": self.version}
+        from kserve import InferOutput, InferResponse
+
+        out = InferOutput(name="predictions", shape=[len(predictions)], datatype="FP64", data=predictions)
+        return InferResponse(model_name=self.name, model_version=self.version, infer_outputs=[out], response_id=request_id)
+
+
+def _plain(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line arguments of ``python -m serving.predictor``."""
+    p = argparse.ArgumentParser(prog="python -m serving.predictor", description="Serve an MLflow model version with KServe.")
+    p.add_argument("--model-name", required=True, help="KServe model name (URL path), usually the policy's model")
+    p.add_argument("--model-uri", required=True, help="models:/<name>@<alias> or models:/<name>/<version>")
+    p.add_argument("--http-port", type=int, default=8080)
+    p.add_argument("--log-dir", default=None, help="prediction log directory (none: do not log)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: Settings)")
+    p.add_argument("--policy", default=None, help="policy whose features define the request schema")
+    p.add_argument("--inject-latency-ms", type=float, default=0.0, help="TEST HOOK: sleep this long per request")
+    p.add_argument("--inject-error-rate", type=float, default=0.0, help="TEST HOOK: fail this share of requests with HTTP 500")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Wire arguments into an MlflowPredictor and run kserve.ModelServer (REST only)."""
+    args = build_parser().parse_args(argv)
+    sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported; keep our flags away from it
+    import kserve
+
+    from driftloop.settings import Settings
+
+    schema = None
+    if args.policy:
+        from components.policy import load_policy
+
+        schema = FeatureSchema.from_policy(load_policy(args.policy))
+    model = MlflowPredictor(
+        args.model_name, args.model_uri, tracking_uri=args.tracking_uri or Settings.from_env().mlflow_tracking_uri,
+        log_dir=args.log_dir, schema=schema, inject_latency_ms=args.inject_latency_ms,
+        inject_error_rate=args.inject_error_rate, seed=args.seed,
+    )
+    model.load()
+    kserve.ModelServer(http_port=args.http_port, enable_grpc=False, enable_latency_logging=False).start([model])
+
+
+if __name__ == "__main__":
+    main()
