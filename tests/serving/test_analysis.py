@@ -1,0 +1,106 @@
+"""analyse_step: each check's verdict, no-data halts, failed-check budget, and the
+sequential accuracy test's detection power and false-alarm rate under continuous peeking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from components.policy import Rollout, RolloutCheck
+from serving.canary.analysis import ArmStats, Outcome, analyse_step, drop_confidence_sequence, psi
+
+pytestmark = pytest.mark.unit
+
+ROLLOUT = Rollout(steps=[10, 50, 100], min_requests=50, max_failed_checks=0)
+HIST = (10, 20, 30, 40, 50, 50, 40, 30, 20, 10)
+
+
+def arm(version: str = "1", **kw: object) -> ArmStats:
+    base = dict(requests=500, step_requests=200, errors=0, latency_p95=0.004, latency_p99=0.006,
+                prediction_counts=HIST, outcomes={"accuracy": Outcome(300, 255)})
+    base.update(kw)
+    return ArmStats(version, **base)  # type: ignore[arg-type]
+
+
+def test_equal_arms_advance_then_promote_at_last_step() -> None:
+    assert analyse_step(ROLLOUT, arm(), arm("2"), step=0).action == "advance"
+    assert analyse_step(ROLLOUT, arm(), arm("2"), step=1).action == "advance"
+    # at 100% the champion serves nothing new; its earlier record is the baseline
+    d = analyse_step(ROLLOUT, arm(step_requests=0), arm("2"), step=2)
+    assert d.action == "promote" and d.reasons[0] == "all checks passed at 100%"
+
+
+def test_error_rate_over_max_rolls_back_with_reason() -> None:
+    d = analyse_step(ROLLOUT, arm(), arm("2", errors=17, requests=412), step=0)
+    assert d.action == "rollback"
+    assert d.reasons == ["error_rate 0.0413 > 0.01 (challenger, n=412)"]
+    assert analyse_step(ROLLOUT, arm(), arm("2", errors=4, requests=412), step=0).action == "advance"
+
+
+def test_latency_ratio_and_floor() -> None:
+    slow = arm("2", latency_p95=0.25)
+    d = analyse_step(ROLLOUT, arm(), slow, step=0)
+    assert d.action == "rollback" and d.reasons[0].startswith("latency_p95 250.0ms > 1.5 x champion 4.0ms")
+    # 2 ms over a 4 ms champion is 1.5x but inside the 5 ms resolution floor: not a failure
+    assert analyse_step(ROLLOUT, arm(), arm("2", latency_p95=0.0065), step=0).action == "advance"
+
+
+def test_prediction_shift_psi() -> None:
+    shifted = tuple(reversed((1, 1, 1, 1, 1, 5, 20, 60, 120, 200)))
+    d = analyse_step(ROLLOUT, arm(), arm("2", prediction_counts=shifted), step=0)
+    assert d.action == "rollback" and "prediction_shift PSI" in d.reasons[0]
+    assert psi(HIST, HIST) == pytest.approx(0.0)
+
+
+def test_no_data_holds_and_never_passes() -> None:
+    d = analyse_step(ROLLOUT, arm(), arm("2", step_requests=12), step=0)
+    assert d.action == "hold"
+    assert d.reasons == ["no data: challenger served 12 < min_requests 50 at 10%"]
+    d = analyse_step(ROLLOUT, arm(), arm("2", outcomes={}), step=2)
+    assert d.action == "hold" and "accuracy: labelled 0 challenger" in d.reasons[0]
+
+
+def test_failed_check_budget() -> None:
+    lenient = ROLLOUT.model_copy(update={"max_failed_checks": 1})
+    bad = arm("2", errors=50)
+    assert analyse_step(lenient, arm(), bad, step=0).action == "hold"
+    assert analyse_step(lenient, arm(), bad, step=0, failed_before=1).action == "rollback"
+
+
+def test_worse_accuracy_rolls_back_and_segment_guard() -> None:
+    worse = arm("2", outcomes={"accuracy": Outcome(300, 150)})
+    d = analyse_step(ROLLOUT, arm(), worse, step=0)
+    assert d.action == "rollback" and d.reasons[0].startswith("accuracy drop 0.35")
+    # overall equal, but one segment collapses
+    champ = arm(outcomes={"accuracy": Outcome(600, 510), "accuracy[a]": Outcome(300, 255), "accuracy[b]": Outcome(300, 255)})
+    chal = arm("2", outcomes={"accuracy": Outcome(600, 500), "accuracy[a]": Outcome(300, 290), "accuracy[b]": Outcome(300, 150)})
+    d = analyse_step(ROLLOUT, champ, chal, step=0)
+    assert d.action == "rollback" and d.reasons[0].startswith("accuracy[b] drop")
+
+
+def test_only_configured_checks_run() -> None:
+    r = Rollout(steps=[100], min_requests=10, checks=[RolloutCheck(metric="error_rate", max=0.5)])
+    d = analyse_step(r, arm(), arm("2", latency_p95=9.0, outcomes={}), step=0)
+    assert d.action == "promote" and [c.metric for c in d.checks] == ["error_rate"]
+
+
+def test_sequential_test_detects_a_real_drop_and_rarely_fires_when_equal() -> None:
+    """Check after every 25 labelled requests up to 2000; alpha = 0.05."""
+    rng = np.random.default_rng(7)
+    reps, n_max, every = 300, 2000, 25
+
+    def first_crossing(p_champ: float, p_chal: float) -> np.ndarray:
+        a = np.cumsum(rng.random((reps, n_max)) < p_champ, axis=1)
+        b = np.cumsum(rng.random((reps, n_max)) < p_chal, axis=1)
+        out = np.full(reps, -1)
+        for n in range(every, n_max + 1, every):
+            for r in np.flatnonzero(out < 0):
+                lo, _ = drop_confidence_sequence(Outcome(n, int(a[r, n - 1])), Outcome(n, int(b[r, n - 1])), 0.05)
+                if lo > 0.02:
+                    out[r] = n
+        return out
+
+    null = first_crossing(0.85, 0.85)
+    assert (null >= 0).mean() <= 0.05  # false rollbacks despite 80 looks each
+    worse = first_crossing(0.85, 0.60)
+    assert (worse >= 0).mean() == 1.0 and np.median(worse) <= 300
