@@ -45,7 +45,8 @@ def build(target: str = "cluster") -> Any:
 
     @dsl.pipeline(name="driftloop-monitor", description="Run a policy's monitors on a data window and decide what to do.")
     def monitor_pipeline(policy: str, current_start: str = "", current_end: str = "", reference_start: str = "", reference_end: str = "",
-                         source: str = "", model_version: str = "", workdir: str = "") -> None:
-        monitor_steps(target, policy, reference_start, reference_end, current_start, current_end, source, model_version, workdir)
+                         source: str = "", model_version: str = "", workdir: str = "") -> str:
+        decision = monitor_steps(target, policy, reference_start, reference_end, current_start, current_end, source, model_version, workdir)
+        return decision.outputs["action"]
 
     return monitor_pipeline

@@ -1,0 +1,118 @@
+"""Run whole pipelines on this machine with ``kfp.local.SubprocessRunner(use_venv=False)``.
+
+Each task runs in a subprocess of this interpreter, so the project's packages must be
+importable there: :func:`local_env` puts the repository on ``PYTHONPATH`` for the run. The
+work directory (MLflow store, decision ledger) is passed to every task as the ``workdir``
+parameter, so all tasks share one state.
+
+>>> sorted(local_arguments("monitor", "model: x", Path("/tmp/w"), "scenario:churn", {"current_end": "2025-09-01"}))
+['current_end', 'policy', 'source', 'workdir']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from driftloop.errors import DriftloopError
+from driftloop.settings import REPO_ROOT
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours task names in its messages
+
+
+@dataclass
+class LocalRun:
+    """The outcome of one local pipeline run."""
+
+    pipeline: str
+    state: str
+    seconds: float
+    pipeline_root: Path
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def artifacts(self, pattern: str = "*") -> list[Path]:
+        """Files the run's tasks wrote under the pipeline root, matching ``pattern``."""
+        return sorted(p for p in self.pipeline_root.rglob(pattern) if p.is_file() and ".kfp_cache" not in p.parts)
+
+    def task_dirs(self) -> list[str]:
+        """Names of the tasks that wrote outputs (one directory each)."""
+        return sorted({p.parent.name for p in self.artifacts()})
+
+    def summary(self) -> list[str]:
+        """One line per pipeline output and per artifact file, for the CLI."""
+        lines = [f"{k} = {v}" for k, v in self.outputs.items()]
+        return lines + [str(p.relative_to(self.pipeline_root)) for p in self.artifacts()]
+
+
+def local_arguments(pipeline: str, policy_yaml: str, workdir: Path, source: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline arguments of a local run: policy, work directory, data source, overrides."""
+    args: dict[str, Any] = {"policy": policy_yaml, "workdir": str(Path(workdir).resolve())}
+    if source:
+        args["source"] = source
+    args.update(params)
+    return args
+
+
+@contextlib.contextmanager
+def local_env(workdir: Path) -> Iterator[None]:
+    """Make the project importable in task subprocesses and point them at ``workdir``."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "DRIFTLOOP_WORKDIR")}
+    paths = [str(REPO_ROOT), *(p for p in (saved["PYTHONPATH"] or "").split(os.pathsep) if p)]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    os.environ["DRIFTLOOP_WORKDIR"] = str(Path(workdir).resolve())
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def init_local(pipeline_root: Path) -> None:
+    """Initialise kfp.local with the subprocess runner on this interpreter (no venv, no pip)."""
+    from kfp import local
+
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
+
+
+def run_pipeline(pipeline: str, policy_yaml: str, workdir: Path, source: str = "", params: dict[str, Any] | None = None,
+                 progress: bool = False, pipeline_root: Path | None = None) -> LocalRun:
+    """Run ``pipeline`` (built for the local target) end to end; a failed task raises DriftloopError."""
+    from pipelines.compile import build_pipeline
+
+    workdir = Path(workdir).resolve()
+    root = (pipeline_root or workdir / "kfp-local").resolve()
+    func = build_pipeline(pipeline, target="local")
+    init_local(root)
+    args = local_arguments(pipeline, policy_yaml, workdir, source, params or {})
+    started = time.perf_counter()
+    with local_env(workdir), warnings.catch_warnings(), _spinner(progress, f"running pipeline {pipeline} locally"):
+        # The project image name has no "python" in it; kfp.local warns about that for every task.
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        try:
+            task = func(**args)
+        except RuntimeError as exc:
+            raise DriftloopError(f"local pipeline {pipeline!r} failed: {_ANSI.sub('', str(exc))}", fix=f"read the failing task's log above; outputs are under {root}") from None
+    outputs = dict(task.outputs) if getattr(task, "outputs", None) else {}
+    return LocalRun(pipeline, "SUCCEEDED", time.perf_counter() - started, root, {k: v for k, v in outputs.items() if isinstance(v, str | int | float | bool)})
+
+
+@contextlib.contextmanager
+def _spinner(enabled: bool, text: str) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(text):
+        yield
