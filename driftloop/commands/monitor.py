@@ -1,0 +1,113 @@
+"""``driftloop monitor``: run a policy's monitors on two data files, print the decision, write the report.
+
+Writes ``DIR/report.json`` (every test, statistic, threshold and verdict, plus the decision)
+and ``DIR/report.html`` (self-contained, with plots). Posts the decision to the policy's
+webhook when one is configured. Bad input is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from driftloop.errors import DataError
+
+
+def read_table(path: Path, role: str) -> Any:
+    """Read a parquet or CSV file into a DataFrame; DataError names the file and the fix."""
+    import pandas as pd
+
+    if not path.exists():
+        raise DataError(f"{role} data file {str(path)!r} not found", fix="check the path (e.g. 'driftloop scenario churn' writes data)")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".gz") or path.name.endswith(".csv.gz"):
+            return pd.read_csv(path)
+    except Exception as exc:  # any reader failure is the user's file, not a bug here
+        raise DataError(f"cannot read {role} data {str(path)!r}: {type(exc).__name__}: {exc}", fix="pass a valid parquet or CSV file") from None
+    raise DataError(f"{role} data {str(path)!r} is neither parquet nor CSV", fix="use a .parquet or .csv file")
+
+
+def _read_baseline(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read baseline metrics {str(path)!r}: {exc}", fix='pass JSON like {"overall": {"auc": 0.81}, "segments": {...}}') from None
+    if not isinstance(raw, dict):
+        raise DataError(f"baseline metrics {str(path)!r} must be a JSON object", fix='use {"overall": {...}, "segments": {...}}')
+    return raw
+
+
+@click.command()
+@click.option("--policy", "policy_path", required=True, help="Policy YAML file, or a seed policy name (churn, credit, ...).")
+@click.option("--reference", "reference_path", required=True, type=click.Path(path_type=Path), help="Reference data (parquet or CSV).")
+@click.option("--current", "current_path", required=True, type=click.Path(path_type=Path), help="Current window (parquet or CSV).")
+@click.option("--out", "out_dir", default="monitor-report", show_default=True, type=click.Path(path_type=Path), help="Directory for report.json and report.html.")
+@click.option("--model-version", default=None, help="Model version the predictions came from.")
+@click.option("--baseline", "baseline_path", default=None, type=click.Path(path_type=Path), help="JSON of the champion's baseline metrics (overall and per segment).")
+@click.option("--notify/--no-notify", default=True, show_default=True, help="Post the decision to the webhook if one is configured.")
+def monitor(policy_path: str, reference_path: Path, current_path: Path, out_dir: Path, model_version: str | None,
+            baseline_path: Path | None, notify: bool) -> None:
+    """Run a policy's monitors on reference and current data; print the decision."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from components.decision import Decision
+    from components.monitor.engine import run_monitors
+    from components.monitor.html import write_html
+    from components.notify import notify as send
+    from components.policy import load_policy
+    from driftloop.settings import Settings
+
+    console = Console()
+    policy = load_policy(policy_path)
+    reference = read_table(reference_path, "reference")
+    current = read_table(current_path, "current")
+    baseline = _read_baseline(baseline_path)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(f"monitoring {policy.model}", total=len(policy.monitors))
+
+        def advance(name: str) -> None:
+            progress.update(task, advance=1, description=f"monitoring {policy.model}: {name} done")
+
+        report = run_monitors(policy, reference, current, baseline=baseline, model_version=model_version, progress=advance)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = out_dir / "report.json", out_dir / "report.html"
+    if notify:
+        record = send(policy, Decision.from_dict(report.decision), report_link=str(html_path.resolve()), settings=Settings.from_env())
+        report.notifications.append(record)
+        if record["status"] == "failed":
+            report.warnings.append(record["detail"])
+    json_path.write_text(report.to_json())
+    write_html(report, html_path)
+    _print(console, report, json_path, html_path)
+
+
+def _print(console: Any, report: Any, json_path: Path, html_path: Path) -> None:
+    from rich.table import Table
+
+    d = report.decision
+    style = {"retrain": "bold red", "alert": "bold yellow"}.get(d["action"], "bold green")
+    extras = ", ".join(f"{k} {d[k]}" for k in ("strategy", "window", "cohort") if d.get(k))
+    console.print(f"[{style}]decision: {d['action']}[/]" + (f" ({extras})" if extras else ""))
+    for reason in d.get("reasons", []):
+        console.print(f"  - {reason}", highlight=False, markup=False)
+    table = Table(show_header=True, header_style="bold")
+    for col in ("monitor", "type", "verdict", "summary"):
+        table.add_column(col)
+    for m in report.monitors:
+        table.add_row(m["name"], m["type"], "[red]FIRED[/]" if m["fired"] else "[green]ok[/]", m.get("summary", ""))
+    console.print(table)
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print(f"report: {json_path} and {html_path}", highlight=False)
