@@ -1,0 +1,140 @@
+"""The engine: time order, baselines, segments, fire_on, missing labels, one entry per monitor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.monitor.engine import run_monitors
+from components.policy import policy_from_dict
+
+pytestmark = pytest.mark.unit
+N = 1200
+
+
+def _window(start: str, seed: int, flip: float = 0.05, shift: float = 0.0, seg_flip: dict[str, float] | None = None) -> pd.DataFrame:
+    """x1 drives the label; ``flip`` mislabels rows (hurts accuracy), ``shift`` moves x2 (drift)."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=N)
+    seg = rng.choice(["a", "b"], N)
+    y = (x1 > 0).astype(int)
+    flip_p = np.full(N, flip)
+    for s, p in (seg_flip or {}).items():
+        flip_p[seg == s] = p
+    y = np.where(rng.random(N) < flip_p, 1 - y, y)
+    return pd.DataFrame({
+        "event_timestamp": pd.date_range(start, periods=N, freq="h", tz="UTC"),
+        "x1": x1, "x2": rng.normal(shift, 1, N), "colour": rng.choice(["red", "green", "blue"], N), "seg": seg,
+        "y": y, "prediction": 1 / (1 + np.exp(-3 * x1)),
+    })
+
+
+def _policy(monitors: list[dict], actions: list[dict] | None = None):
+    return policy_from_dict({
+        "model": "toy", "entity": "id", "label": "y", "features": ["x1", "x2"], "categorical_features": ["colour"],
+        "segments": {"column": "seg", "values": ["a", "b"]}, "monitors": monitors,
+        "actions": actions if actions is not None else [{"when": [monitors[0]["name"]], "strategy": "full"}],
+    })
+
+
+@pytest.fixture(scope="module")
+def ref() -> pd.DataFrame:
+    return _window("2025-01-01", seed=1)
+
+
+def test_quiet_window_fires_nothing_and_drift_fires_only_on_the_shifted_feature(ref) -> None:
+    policy = _policy([{"name": "fd", "type": "feature_drift", "p_value": 0.01},
+                      {"name": "pd", "type": "prediction_drift", "p_value": 0.01}])
+    quiet = run_monitors(policy, ref, _window("2025-03-01", seed=2))
+    assert quiet.fired_monitors() == [] and quiet.decision["action"] == "none"
+    shifted = run_monitors(policy, ref, _window("2025-03-01", seed=3, shift=0.6))
+    fd = shifted.monitor("fd")
+    drifted = {r["feature"] for r in fd["results"] if r["drift"]}
+    assert drifted == {"x2"}, fd["summary"]
+    assert "x2 (ks p=" in fd["summary"]
+    assert set(fd["distributions"]) == {"x2"} and fd["distributions"]["x2"]["kind"] == "numeric"
+    assert not shifted.monitor("pd")["fired"], "x2 does not feed the prediction"
+    assert shifted.decision["action"] == "retrain"
+
+
+def test_fire_on_psi_ignores_small_significant_shifts(ref) -> None:
+    base = {"name": "fd", "type": "feature_drift", "features": ["x2"], "p_value": 0.05}
+    cur = _window("2025-03-01", seed=4, shift=0.2)  # significant at n=1200, PSI well under 0.25
+    on_test = run_monitors(_policy([base]), ref, cur).monitor("fd")
+    on_psi = run_monitors(_policy([{**base, "fire_on": "psi"}]), ref, cur).monitor("fd")
+    assert on_test["fired"] and not on_psi["fired"]
+    psi = [r for r in on_psi["results"] if r["test"] == "psi"]
+    assert psi and psi[0]["statistic"] < 0.25
+    big = run_monitors(_policy([{**base, "fire_on": "psi"}]), ref, _window("2025-03-01", seed=4, shift=1.5)).monitor("fd")
+    assert big["fired"] and "PSI drift: x2" in big["summary"]
+
+
+def test_accuracy_floor_with_figures_and_insufficient_data(ref) -> None:
+    policy = _policy([{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.85, "min_samples": 200}])
+    bad = run_monitors(policy, ref, _window("2025-03-01", seed=5, flip=0.3), model_version="9")
+    (r,) = bad.monitor("acc")["results"]
+    assert r["drift"] and r["statistic"] < 0.8
+    reason = bad.decision["reasons"][0]
+    assert reason.startswith("acc: accuracy 0.") and "< 0.85 (n=1200, 95% CI 0." in reason
+    few = _window("2025-03-01", seed=5, flip=0.3)
+    few.loc[few.index[150:], "y"] = np.nan  # labels not known yet
+    thin = run_monitors(policy, ref, few)
+    assert thin.monitor("acc")["results"][0]["status"] == "insufficient_data"
+    assert not thin.monitor("acc")["fired"] and thin.decision["action"] == "none"
+    no_labels = run_monitors(policy, ref, few.drop(columns="y"))
+    assert no_labels.monitor("acc")["results"][0]["status"] == "insufficient_data"
+    assert any("no label column 'y'" in w for w in no_labels.warnings)
+
+
+def test_relative_drop_uses_given_baseline_or_the_reference_per_segment(ref) -> None:
+    policy = _policy([{"name": "acc_b", "type": "performance", "metric": "accuracy", "segment": "b", "max_relative_drop": 0.05, "min_samples": 200}])
+    cur = _window("2025-03-01", seed=6, seg_flip={"b": 0.15})  # segment b loses ~10 points of accuracy
+    from_ref = run_monitors(policy, ref, cur).monitor("acc_b")
+    (r,) = from_ref["results"]
+    assert r["segment"] == "b" and r["drift"]
+    expected = ((ref.prediction >= 0.5) == ref.y)[ref.seg == "b"].mean()
+    assert r["details"]["baseline"] == pytest.approx(expected)
+    generous = run_monitors(policy, ref, cur, baseline={"overall": {"accuracy": 0.99}, "segments": {"b": {"accuracy": 0.86}}})
+    (g,) = generous.monitor("acc_b")["results"]
+    assert g["details"]["baseline"] == 0.86 and not g["drift"], "a registry baseline overrides the reference"
+
+
+def test_per_segment_runs_every_segment_and_names_the_failing_one(ref) -> None:
+    policy = _policy([{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.85, "per_segment": True, "min_samples": 200}])
+    report = run_monitors(policy, ref, _window("2025-03-01", seed=7, seg_flip={"a": 0.3}))
+    by_seg = {r["segment"]: r["drift"] for r in report.monitor("acc")["results"]}
+    assert by_seg == {None: True, "a": True, "b": False}
+
+
+def test_current_rows_are_put_in_time_order_first(ref) -> None:
+    policy = _policy([{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.85, "min_samples": 200},
+                      {"name": "fd", "type": "feature_drift", "p_value": 0.01}])
+    cur = _window("2025-03-01", seed=8)
+    shuffled = cur.sample(frac=1.0, random_state=0)
+    a, b = run_monitors(policy, ref, cur, model_version="1"), run_monitors(policy, ref, shuffled, model_version="1")
+    assert a.window == b.window and a.window["start"] == "2025-03-01T00:00:00+00:00"
+    assert [m["results"] for m in a.monitors] == [m["results"] for m in b.monitors]
+    assert a.decision == b.decision
+
+
+def test_label_drift_reports_rates(ref) -> None:
+    policy = _policy([{"name": "ld", "type": "label_drift", "p_value": 0.01}])
+    cur = _window("2025-03-01", seed=9)
+    cur["y"] = np.where(np.random.default_rng(0).random(N) < 0.3, 1, cur["y"])  # more positives
+    m = run_monitors(policy, ref, cur).monitor("ld")
+    assert m["fired"] and "label rate 0." in m["summary"] and "-> 0.6" in m["summary"]
+
+
+def test_every_monitor_entry_has_the_report_keys(ref) -> None:
+    policy = _policy([{"name": "fd", "type": "feature_drift"}, {"name": "ld", "type": "label_drift"},
+                      {"name": "acc", "type": "performance", "metric": "auc", "min": 0.6}])
+    progress: list[str] = []
+    report = run_monitors(policy, ref, _window("2025-03-01", seed=10), progress=progress.append)
+    assert progress == ["fd", "ld", "acc"]
+    for m in report.monitors:
+        assert {"name", "type", "fired", "results", "summary"} <= set(m)
+        assert isinstance(m["fired"], bool) and m["summary"]
+        for r in m["results"]:
+            assert {"test", "statistic", "p_value", "threshold", "drift", "segment", "detected_at", "status"} <= set(r)
+            assert r.get("feature") or r.get("metric")
