@@ -197,7 +197,7 @@ def report_html(report: Any) -> str:
     """The monitor report as a self-contained HTML page (components.monitor.html)."""
     from components.monitor import html
 
-    return str(html.render(report))
+    return html.render_html(report)
 
 
 def monitor_metrics(report: Any) -> dict[str, float]:

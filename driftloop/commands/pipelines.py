@@ -55,29 +55,41 @@ _sa = click.option("--service-account", default="driftloop-pipeline", show_defau
 _param = click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Pipeline parameter (repeatable), e.g. current_end=2025-09-01.")
 
 
+_version = click.option("--version-name", default="", help="Pipeline version name (default: driftloop version + YAML hash); an existing one is reused.")
+
+
 @click.command()
 @_host
-@_policy
+@click.option("--policy", default="", help="Policy name (churn, fraud...) or path to a policy YAML; required unless --no-run.")
 @click.option("--pipeline", type=click.Choice(PIPELINE_NAMES), default="monitor_and_retrain", show_default=True)
+@click.option("--package", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None, help="Upload this compiled YAML instead of compiling.")
 @click.option("--emergency", is_flag=True, help="Retrain now on the most recent labelled data (strategy emergency), without waiting for the schedule.")
+@click.option("--no-run", is_flag=True, help="Only upload the pipeline version.")
+@_version
 @_param
 @_experiment
 @_sa
-def submit(host: str, policy: str, pipeline: str, emergency: bool, params: tuple[str, ...], experiment: str, service_account: str) -> None:
+def submit(host: str, policy: str, pipeline: str, package: Path | None, emergency: bool, no_run: bool, version_name: str,
+           params: tuple[str, ...], experiment: str, service_account: str) -> None:
     """Upload a pipeline version and start a run on Kubeflow Pipelines."""
     from components.kfp.runtime import resolve_policy
     from pipelines.client import submit as submit_run
 
-    text = _checked_policy(policy)
+    if not policy and not no_run:
+        raise ConfigError("submit needs --policy to start a run", fix="pass --policy churn (or a policy file), or --no-run to only upload")
+    text = _checked_policy(policy) if policy else ""
     extra: dict[str, object] = dict(_params(params))
     if emergency:
-        if pipeline != "monitor_and_retrain":
-            raise ConfigError("--emergency applies to the monitor_and_retrain pipeline", fix="drop --pipeline or use --pipeline monitor_and_retrain")
+        if pipeline != "monitor_and_retrain" or package is not None:
+            raise ConfigError("--emergency applies to the monitor_and_retrain pipeline", fix="drop --pipeline/--package or use --pipeline monitor_and_retrain")
         extra["emergency"] = True
-    model = resolve_policy(text).model
-    done = submit_run(host, pipeline, text, extra, experiment=experiment, run_name=f"{model}-{pipeline}{'-emergency' if emergency else ''}",
-                      service_account=service_account)
-    click.echo(f"run {done.run_id} (pipeline {done.pipeline_id}, version {done.version_id}): {done.url}")
+    run_name = f"{resolve_policy(text).model}-{pipeline}{'-emergency' if emergency else ''}" if text else ""
+    done = submit_run(host, pipeline, text, extra, experiment=experiment, run_name=run_name, service_account=service_account,
+                      package=package, version_name=version_name, run=not no_run)
+    if no_run:
+        click.echo(f"pipeline {done.pipeline_id} version {done.version_id}: {done.url}")
+    else:
+        click.echo(f"run {done.run_id} (pipeline {done.pipeline_id}, version {done.version_id}): {done.url}")
 
 
 @click.command()
@@ -85,11 +97,12 @@ def submit(host: str, policy: str, pipeline: str, emergency: bool, params: tuple
 @_policy
 @click.option("--pipeline", type=click.Choice(PIPELINE_NAMES), default="monitor_and_retrain", show_default=True)
 @click.option("--cron", default="", help="Override the policy's schedule (5-field cron).")
+@_version
 @_param
 @_experiment
 @_sa
-def schedule(host: str, policy: str, pipeline: str, cron: str, params: tuple[str, ...], experiment: str, service_account: str) -> None:
-    """Create a recurring run on Kubeflow Pipelines from the policy's cron."""
+def schedule(host: str, policy: str, pipeline: str, cron: str, version_name: str, params: tuple[str, ...], experiment: str, service_account: str) -> None:
+    """Create (or replace) a recurring run on Kubeflow Pipelines from the policy's cron."""
     from components.kfp.runtime import resolve_policy
     from pipelines.client import schedule as schedule_run
 
@@ -98,7 +111,8 @@ def schedule(host: str, policy: str, pipeline: str, cron: str, params: tuple[str
     cron = cron or pol.schedule or ""
     if not cron:
         raise ConfigError(f"policy {pol.model!r} has no schedule", fix="add 'schedule: \"0 6 1 * *\"' to the policy or pass --cron")
-    done = schedule_run(host, pipeline, text, cron, _params(params), experiment=experiment, name=f"{pol.model}-{pipeline}", service_account=service_account)
+    done = schedule_run(host, pipeline, text, cron, _params(params), experiment=experiment, name=f"{pol.model}-{pipeline}",
+                        service_account=service_account, version_name=version_name)
     click.echo(f"recurring run {done.recurring_run_id} on '{cron}' (pipeline {done.pipeline_id}, version {done.version_id}): {done.url}")
 
 

@@ -103,10 +103,21 @@ class _Handler(BaseHTTPRequestHandler):
         if p == "/experiments":
             items = [x for x in s.experiments.values() if _matches(x, self._q(rec, "filter"))]
             return self._send(200, {"experiments": items, "total_size": len(items)} if items else {})
+        if p == "/recurringruns":
+            exp = self._q(rec, "experiment_id")
+            items = [x for x in s.recurring_runs.values() if exp in (None, x.get("experiment_id"))]
+            return self._send(200, {"recurringRuns": items, "total_size": len(items)} if items else {})
         if p.startswith("/runs/") and p.split("/")[2] in s.runs:
             return self._send(200, s.runs[p.split("/")[2]])
         if p.startswith("/recurringruns/") and p.split("/")[2] in s.recurring_runs:
             return self._send(200, s.recurring_runs[p.split("/")[2]])
+        return self._send(404, {"error": f"not found: {p}", "code": 5})
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        rec = self._record()
+        s, p = self.state, rec.path.removeprefix(API)
+        if p.startswith("/recurringruns/") and s.recurring_runs.pop(p.split("/")[2], None) is not None:
+            return self._send(200, {})
         return self._send(404, {"error": f"not found: {p}", "code": 5})
 
     def do_POST(self) -> None:  # noqa: N802

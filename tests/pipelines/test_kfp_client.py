@@ -132,3 +132,25 @@ def test_bad_param_and_missing_schedule_are_config_errors(kfp_api: KfpStandIn, t
 def test_unreachable_server_is_service_unavailable() -> None:
     with pytest.raises(ServiceUnavailable, match="not reachable"):
         client.connect(f"http://127.0.0.1:{free_port()}")
+
+
+def test_gitops_sync_uploads_a_package_then_schedules_that_version_once(kfp_api: KfpStandIn, tmp_path: Path) -> None:
+    """What the manifests' PostSync job runs: upload every compiled YAML, then (re)schedule per policy."""
+    from pipelines.compile import compile_pipeline
+
+    package = compile_pipeline("monitor", tmp_path / "monitor.yaml")
+    for _ in range(2):  # a second sync with the same version converges instead of duplicating
+        assert main(["submit", "--host", kfp_api.url, "--package", str(package), "--version-name", "0.1.0-sync1", "--no-run"]) == 0
+        assert main(["schedule", "--host", kfp_api.url, "--policy", "churn", "--pipeline", "monitor", "--version-name", "0.1.0-sync1"]) == 0
+
+    assert len(kfp_api.state.calls("POST", "/pipelines/upload")) == 1
+    versions = kfp_api.state.calls("POST", "/pipelines/upload_version")
+    assert [v.query["name"] for v in versions] == [["0.1.0-sync1"]]
+    assert kfp_api.state.calls("POST", "/runs") == []
+    jobs = list(kfp_api.state.recurring_runs.values())
+    assert len(jobs) == 1 and len(kfp_api.state.calls("DELETE", f"/recurringruns/{jobs[0]['recurring_run_id']}")) == 0
+    assert len(kfp_api.state.calls("POST", "/recurringruns")) == 2
+    assert len([r for r in kfp_api.state.requests if r.method == "DELETE"]) == 1  # the first sync's job was replaced
+    (pid, vs), = kfp_api.state.versions.items()
+    sync_version = next(v["pipeline_version_id"] for v in vs if v["display_name"] == "0.1.0-sync1")
+    assert jobs[0]["pipeline_version_reference"]["pipeline_version_id"] == sync_version
