@@ -162,9 +162,21 @@ def materialize(name: str, start: Any, end: Any, settings: Settings) -> None:
 
 
 def materialize_incremental(name: str, end: Any, settings: Settings) -> None:
-    """Load feature values newer than the last materialization (up to ``end``) into the online store."""
+    """Load feature values newer than the last materialization (up to ``end``) into the online store.
+
+    The first time, it loads everything ingested (Feast alone would start at now - ttl,
+    which misses historical scenario data).
+    """
     store = open_store(settings)
-    _run(lambda: store.materialize_incremental(_utc(end).to_pydatetime(), feature_views=[_view(store, name).name]), name, settings, "materialize")
+    view = _view(store, name)
+    if view.most_recent_end_time is None:
+        path = features_path(name, settings)
+        if not path.exists():
+            raise DataError(f"no feature data ingested for scenario {name!r}", fix=f"run: driftloop features ingest {name}")
+        first = pd.read_parquet(path, columns=[get_spec(name).timestamp]).iloc[:, 0].min()
+        materialize(name, first, end, settings)
+        return
+    _run(lambda: store.materialize_incremental(_utc(end).to_pydatetime(), feature_views=[view.name]), name, settings, "materialize")
 
 
 def _run(call: Callable[[], T], name: str, settings: Settings, what: str) -> T:
