@@ -1,0 +1,102 @@
+"""``driftloop monitor``: exit codes, files written, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from driftloop.cli import main
+
+pytestmark = pytest.mark.unit
+REPO = Path(__file__).resolve().parents[2]
+POLICY = {
+    "model": "toy", "entity": "id", "label": "y", "features": ["x1", "x2"], "categorical_features": ["colour"],
+    "monitors": [
+        {"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.85, "min_samples": 200},
+        {"name": "fd", "type": "feature_drift", "p_value": 0.01},
+    ],
+    "actions": [{"when": ["acc"], "strategy": "recent_window", "window": "30d"}, {"when": ["fd"], "action": "alert"}],
+}
+
+
+def _window(start: str, seed: int, flip: float) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = 800
+    x1 = rng.normal(size=n)
+    y = np.where(rng.random(n) < flip, x1 <= 0, x1 > 0).astype(int)
+    return pd.DataFrame({"id": np.arange(n), "event_timestamp": pd.date_range(start, periods=n, freq="h", tz="UTC"),
+                         "x1": x1, "x2": rng.normal(size=n), "colour": rng.choice(["red", "blue"], n), "y": y,
+                         "prediction": 1 / (1 + np.exp(-3 * x1))})
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("monitor_cli")
+    policy = d / "toy.yaml"
+    policy.write_text(yaml.safe_dump(POLICY))
+    ref, good, bad = d / "ref.parquet", d / "good.csv", d / "bad.parquet"
+    _window("2025-01-01", 1, 0.03).to_parquet(ref)
+    _window("2025-03-01", 2, 0.03).to_csv(good, index=False)
+    _window("2025-03-01", 3, 0.30).to_parquet(bad)
+    return {"policy": policy, "ref": ref, "good": good, "bad": bad, "dir": d}
+
+
+def _run(files: dict[str, Path], current: Path, out: Path, *extra: str) -> int:
+    return main(["monitor", "--policy", str(files["policy"]), "--reference", str(files["ref"]), "--current", str(current),
+                 "--out", str(out), "--no-notify", *extra])
+
+
+def test_quiet_window_exits_0_and_writes_both_reports(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(files, files["good"], tmp_path / "out", "--model-version", "4") == 0
+    out = capsys.readouterr().out
+    assert "decision: none" in out
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["decision"]["action"] == "none" and report["model_version"] == "4"
+    assert [m["name"] for m in report["monitors"]] == ["acc", "fd"]
+    assert (tmp_path / "out" / "report.html").stat().st_size > 100_000, "plotly is inlined"
+
+
+def test_degraded_window_prints_the_retrain_decision_with_reasons(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(files, files["bad"], tmp_path / "out") == 0
+    out = capsys.readouterr().out
+    assert "decision: retrain (strategy recent_window, window 30d)" in out
+    assert "acc: accuracy 0." in out and "< 0.85 (n=800" in out
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["decision"]["strategy"] == "recent_window" and report["decision"]["window"] == "30d"
+
+
+def test_missing_column_is_one_line_and_exit_2(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.csv"
+    _window("2025-03-01", 2, 0.03).rename(columns={"x2": "x_2"}).to_csv(broken, index=False)
+    assert _run(files, broken, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: current data has no column 'x2' (policy.features) (fix: did you mean 'x_2'? rename the column or fix the policy)"
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_missing_file_and_bad_policy_exit_2(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(files, tmp_path / "nope.parquet", tmp_path / "out") == 2
+    assert "current data file" in capsys.readouterr().err
+    bad_policy = tmp_path / "p.yaml"
+    bad_policy.write_text(yaml.safe_dump({**POLICY, "monitors": [{"name": "acc", "type": "performance", "metric": "acuracy", "min": 0.8}]}))
+    code = main(["monitor", "--policy", str(bad_policy), "--reference", str(files["ref"]), "--current", str(files["good"]), "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "monitors.0.metric" in err and err.count("\n") == 1
+
+
+def test_entry_point_exit_code_and_no_traceback(files, tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not data")
+    proc = subprocess.run([sys.executable, "-m", "driftloop", "monitor", "--policy", str(files["policy"]), "--reference", str(files["ref"]),
+                           "--current", str(text), "--out", str(tmp_path / "o")], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "error: current data '" in proc.stderr and "neither parquet nor CSV" in proc.stderr
