@@ -1,0 +1,107 @@
+"""Security rules every environment keeps: least-privilege RBAC without wildcards, no
+secret values in git, hardened pods, pinned images. Each checker is shown to catch a
+deliberately broken object, so a clean result means something."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from manifest_checks import MANIFESTS, REPO_ROOT, build, image_problems, name_of, pod_specs, security_problems, with_change
+
+pytestmark = pytest.mark.unit
+
+
+def test_no_security_problems(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objs = overlay
+    problems = [p for o in objs for p in security_problems(o)]
+    assert problems == []
+
+
+def test_every_workload_is_checked(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objs = overlay
+    checked = {where for o in objs for where, _ in pod_specs(o)}
+    workloads = {name_of(o) for o in objs if o["kind"] in {"Deployment", "Job", "CronJob", "StatefulSet", "DaemonSet"}}
+    assert workloads and workloads <= checked
+    assert {f"InferenceService/{m}.{c}" for m in ("churn", "fraud") for c in ("predictor", "transformer")} <= checked
+
+
+def test_no_secret_objects_in_the_manifests(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objs = overlay
+    assert [name_of(o) for o in objs if o["kind"] == "Secret"] == []
+
+
+def test_no_credentials_in_manifest_files() -> None:
+    """No password-looking literals anywhere under manifests/ (URIs with user:password@)."""
+    import re
+
+    userinfo = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+    for path in MANIFESTS.rglob("*.yaml"):
+        assert not userinfo.search(path.read_text()), f"{path.relative_to(REPO_ROOT)} embeds credentials in a URL"
+
+
+def test_only_the_canary_and_pipelines_may_touch_inference_services(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objs = overlay
+    rules = [(o["metadata"]["name"], r) for o in objs if o["kind"] == "Role" for r in o["rules"]]
+    isvc_rules = [(name, r) for name, r in rules if "inferenceservices" in r["resources"]]
+    assert [name for name, _ in isvc_rules] == ["driftloop-canary"]
+    assert sorted(isvc_rules[0][1]["verbs"]) == ["get", "list", "patch", "watch"]
+    granted = {(g, res, v) for _, r in rules for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]}
+    assert not {v for g, res, v in granted if v in {"delete", "deletecollection", "escalate", "bind", "impersonate"} and g != "pipelines.kubeflow.org"}
+    # secrets only by name, never list/watch
+    for _, r in rules:
+        if "secrets" in r["resources"]:
+            assert r.get("resourceNames") and set(r["verbs"]) <= {"get"}, r
+    bindings = {o["metadata"]["name"]: o for o in objs if o["kind"] == "RoleBinding"}
+    serving = [b for b in bindings.values() if any(s["name"] == "driftloop-serving" for s in b["subjects"])]
+    assert serving == [], "serving pods get no API permissions at all"
+
+
+def _bad(kind: str, path: str, value: Any) -> list[str]:
+    obj = next(o for o in build(MANIFESTS / "overlays" / "prod") if o["kind"] == kind)
+    return security_problems(with_change(obj, path, value))
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value", "expected"),
+    [
+        ("Role", "rules.0.verbs", ["*"], "wildcard"),
+        ("Role", "rules.0.resources", ["*"], "wildcard"),
+        ("Role", "rules.0.resources", ["pods/*"], "subresource wildcard"),
+        ("Deployment", "spec.template.spec.securityContext.runAsNonRoot", False, "runAsNonRoot"),
+        ("Deployment", "spec.template.spec.securityContext.runAsUser", 0, "root"),
+        ("Deployment", "spec.template.spec.containers.0.securityContext.allowPrivilegeEscalation", True, "allowPrivilegeEscalation"),
+        ("Deployment", "spec.template.spec.containers.0.securityContext.readOnlyRootFilesystem", False, "readOnlyRootFilesystem"),
+        ("Deployment", "spec.template.spec.containers.0.securityContext.capabilities", {"add": ["NET_ADMIN"]}, "capabilities"),
+        ("Deployment", "spec.template.spec.containers.0.image", "ghcr.io/driftloop/driftloop:latest", ":latest"),
+        ("Job", "spec.template.spec.hostNetwork", True, "host namespace"),
+        ("InferenceService", "spec.transformer.containers.0.securityContext", {}, "allowPrivilegeEscalation"),
+        ("InferenceService", "spec.predictor.securityContext", {}, "runAsNonRoot"),
+    ],
+)
+def test_checker_catches_each_weakness(kind: str, path: str, value: Any, expected: str) -> None:
+    problems = _bad(kind, path, value)
+    assert any(expected in p for p in problems), problems
+
+
+def test_checker_catches_plaintext_secrets_and_cluster_roles() -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"password": "hunter2"}}
+    assert security_problems(secret)
+    assert security_problems({**secret, "stringData": {}}) == []  # an empty shell holds no value
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "x"}, "rules": []}
+    assert security_problems(role)
+
+
+@pytest.mark.parametrize(
+    ("image", "ok"),
+    [
+        ("ghcr.io/driftloop/driftloop:0.1.0", True),
+        ("python:3.11.14-slim-bookworm", True),
+        ("localhost:5000/driftloop@sha256:" + "a" * 64, True),
+        ("ghcr.io/driftloop/driftloop", False),
+        ("localhost:5000/driftloop", False),
+        ("ghcr.io/driftloop/driftloop:latest", False),
+    ],
+)
+def test_image_pinning(image: str, ok: bool) -> None:
+    assert (image_problems(image) == []) is ok
