@@ -47,15 +47,22 @@ def dockerfile_problems(text: str) -> list[str]:
     bases = [a.split()[-1] if a.startswith("--") else a.split()[0] for k, a in steps if k == "FROM"]
     if not bases or not all(BASE.match(b) for b in bases):
         problems.append(f"base image not pinned to python:3.11.<patch>-slim-bookworm: {bases}")
-    constraints, deps = _first(steps, "COPY", "constraints.txt"), _first(steps, "RUN", "-c constraints.txt -r")
-    sources = [_first(steps, "COPY", d) for d in SOURCE_DIRS]
-    project = _first(steps, "RUN", "-e .")
-    if None in (constraints, deps, project, *sources):
-        problems.append("layer caching: need COPY constraints.txt, RUN pip install -c constraints.txt -r, COPY of each package, RUN pip install -e .")
-    elif not (constraints < deps < min(sources) and max(sources) < project):  # type: ignore[operator]
-        problems.append("layer caching: dependencies must install before the source is copied")
-    elif "--no-deps" not in steps[project][1]:
-        problems.append("layer caching: the source layer must install with --no-deps")
+    found = {
+        "COPY constraints.txt": _first(steps, "COPY", "constraints.txt"),
+        "RUN pip install -c constraints.txt -r": _first(steps, "RUN", "-c constraints.txt -r"),
+        **{f"COPY {d}": _first(steps, "COPY", d) for d in SOURCE_DIRS},
+        "RUN pip install -e .": _first(steps, "RUN", "-e ."),
+    }
+    at = {what: i for what, i in found.items() if i is not None}
+    if len(at) < len(found):
+        problems.append(f"layer caching: missing {sorted(set(found) - set(at))}")
+    else:
+        sources = [at[f"COPY {d}"] for d in SOURCE_DIRS]
+        project = at["RUN pip install -e ."]
+        if not at["COPY constraints.txt"] < at["RUN pip install -c constraints.txt -r"] < min(sources) <= max(sources) < project:
+            problems.append("layer caching: dependencies must install before the source is copied")
+        elif "--no-deps" not in steps[project][1]:
+            problems.append("layer caching: the source layer must install with --no-deps")
     if any(k == "COPY" and a.split()[0] == "." for k, a in steps):
         problems.append("layer caching: COPY . copies the whole context")
     users = [i for i, (k, _) in enumerate(steps) if k == "USER"]

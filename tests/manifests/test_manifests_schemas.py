@@ -7,7 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from manifest_checks import CORE_GROUPS, MANIFESTS, build, core_errors, isvc_errors, name_of, with_change
+from manifest_checks import (
+    CORE_GROUPS,
+    MANIFESTS,
+    build,
+    core_errors,
+    isvc_errors,
+    name_of,
+    with_change,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from manifest_checks import MANIFESTS, REPO_ROOT, build, image_problems, name_of, pod_specs, security_problems, with_change
+from manifest_checks import (
+    MANIFESTS,
+    REPO_ROOT,
+    build,
+    image_problems,
+    name_of,
+    pod_specs,
+    security_problems,
+    with_change,
+)
 
 pytestmark = pytest.mark.unit
 
