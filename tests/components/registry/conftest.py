@@ -1,0 +1,113 @@
+"""Reusable fixtures: a real MLflow tracking server on PostgreSQL, and a trained credit-like model.
+
+``mlflow_server`` (module scope) starts ``mlflow server`` on a fresh PostgreSQL database
+(backend store) with a local directory behind ``--serve-artifacts``, waits for
+``/health`` and stops it afterwards; its value is the server URL. Code elsewhere can
+use :func:`running_mlflow_server` directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from components.policy import Policy
+from components.training.datasets import TrainingData, build_training_set
+from components.training.evaluate import Verdict, evaluate
+from components.training.trainers import TrainedModel, train_model
+from tests.components.training.conftest import make_frame, make_policy
+from tests.conftest import free_port, port_open
+
+MLFLOW = Path(sys.executable).parent / "mlflow"
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new PostgreSQL database on localhost:5432 (dropped afterwards); yields its URL."""
+    import psycopg2
+
+    if not port_open("127.0.0.1", 5432):
+        pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (start it: pg_ctlcluster <ver> main start)")
+    name = f"dl_mlflow_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@contextlib.contextmanager
+def running_mlflow_server(backend_uri: str, artifacts: Path, timeout: float = 120.0) -> Iterator[str]:
+    """Run ``mlflow server`` (one worker, served artifacts) until the block ends; yields its URL."""
+    port = free_port()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    log = open(artifacts.parent / f"mlflow-server-{port}.log", "w")  # noqa: SIM115
+    cmd = [str(MLFLOW), "server", "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts),
+           "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                log.flush()
+                pytest.fail(f"mlflow server exited with {proc.returncode}: {Path(log.name).read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server not healthy after {timeout}s: {Path(log.name).read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)  # the server runs uvicorn/gunicorn children in its own session
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real MLflow tracking server on PostgreSQL with served artifacts (module scope)."""
+    with fresh_database() as db, running_mlflow_server(db, tmp_path_factory.mktemp("mlflow") / "artifacts") as url:
+        yield url
+
+
+@dataclass
+class Trained:
+    policy: Policy
+    frame: pd.DataFrame
+    data: TrainingData
+    model: TrainedModel
+    verdict: Verdict
+
+
+@pytest.fixture(scope="module")
+def trained() -> Trained:
+    """A credit-like logistic regression trained on a full-history training set."""
+    policy = make_policy()
+    frame = make_frame()
+    data = build_training_set(policy, "full", pd.Timestamp("2025-02-01", tz="UTC"), source=frame)
+    model = train_model(policy, data.train)
+    return Trained(policy, frame, data, model, evaluate(policy, model, None, data.holdout))
