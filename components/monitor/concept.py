@@ -1,0 +1,154 @@
+"""Concept drift: online detectors over the time-ordered stream of prediction errors.
+
+Four detectors share one contract (:class:`DriftDetector`: ``update(x) -> bool``,
+read-only ``drift_detected``, ``_reset()``): :class:`ADWIN` and :class:`PageHinkley`
+(written here) and :class:`FETOnline` / :class:`CVMOnline` (alibi-detect's calibrated
+online detectors, which need the reference window's errors and an expected run time).
+:func:`detect_on_stream` runs one over a stream and returns a TestResult whose
+``detected_at`` is the 0-based position where it fired, with a downsampled trace of the
+statistic and its threshold for plotting.
+
+>>> rng = np.random.default_rng(0)
+>>> errors = np.r_[rng.random(600) < 0.1, rng.random(600) < 0.35].astype(int)
+>>> r = detect_on_stream(errors, detector="adwin", delta=0.002)
+>>> r.drift, r.detected_at
+(True, 671)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from components.monitor._adwin import ADWIN
+from components.monitor._checks import as_1d
+from components.monitor._detector import DriftDetector
+from components.monitor._online import CVMOnline, FETOnline, default_bootstraps
+from components.monitor._page_hinkley import PageHinkley
+from components.monitor.results import TestResult
+from driftloop.errors import ConfigError, DataError
+
+DETECTORS = ("fet_online", "cvm_online", "adwin", "page_hinkley")
+
+__all__ = ["ADWIN", "DETECTORS", "CVMOnline", "DriftDetector", "FETOnline", "PageHinkley", "detect_on_stream", "make_detector"]
+
+
+def make_detector(
+    detector: str,
+    reference_errors: Any = None,
+    ert: int = 1000,
+    window_size: int = 100,
+    delta: float = 0.002,
+    n_bootstraps: int | None = None,
+    seed: int = 0,
+    ph_threshold: float = 20.0,
+) -> DriftDetector:
+    """Build a detector by name; ConfigError for a bad name or setting.
+
+    >>> make_detector("adwin", delta=0.01)
+    ADWIN(delta=0.01, clock=32, max_buckets=5, min_window_length=5, grace_period=10)
+    """
+    if detector not in DETECTORS:
+        raise ConfigError(f"unknown concept-drift detector {detector!r}", fix=f"use one of {', '.join(DETECTORS)}")
+    try:
+        if detector == "adwin":
+            return ADWIN(delta=delta)
+        if detector == "page_hinkley":
+            return PageHinkley(threshold=ph_threshold)
+        if reference_errors is None:
+            raise DataError(f"{detector} needs reference_errors (the reference window's errors)", fix="pass the errors of the model on its reference window")
+        ref = as_1d(reference_errors, "reference_errors")
+        ref = ref[~np.isnan(ref)]
+        if len(ref) < 10:
+            raise DataError(f"reference_errors has {len(ref)} values; {detector} needs at least 10", fix="use a longer reference window")
+        cls = FETOnline if detector == "fet_online" else CVMOnline
+        return cls(ref, ert=ert, window_size=window_size, n_bootstraps=n_bootstraps, seed=seed)
+    except ValueError as exc:
+        raise ConfigError(f"{detector}: {exc}", fix="check the concept_drift monitor settings and the reference errors") from None
+
+
+def _downsample(t: np.ndarray, points: int, keep: int | None) -> np.ndarray:
+    if len(t) <= points:
+        return t
+    idx = np.unique(np.r_[np.linspace(0, len(t) - 1, points).round().astype(int), [] if keep is None else [keep]]).astype(int)
+    return t[idx]
+
+
+def detect_on_stream(
+    errors: Any,
+    detector: str = "fet_online",
+    reference_errors: Any = None,
+    ert: int = 1000,
+    window_size: int = 100,
+    delta: float = 0.002,
+    n_bootstraps: int | None = None,
+    seed: int = 0,
+    segment: str | None = None,
+    trace_points: int = 200,
+    stop_on_detection: bool = True,
+    ph_threshold: float = 20.0,
+) -> TestResult:
+    """Run one online detector over ``errors`` (time-ordered; 1 = wrong prediction).
+
+    NaN errors (labels not known yet) are skipped; ``detected_at`` indexes the stream as
+    given. ADWIN and Page-Hinkley are warmed up on ``reference_errors`` when given, so the
+    stream is compared with the reference from its first value.
+    """
+    stream = as_1d(errors, "errors")
+    if len(stream) == 0:
+        raise DataError("the error stream is empty", fix="widen the current window or wait for labels")
+    known = np.flatnonzero(~np.isnan(stream))
+    values = stream[known]
+    if detector == "fet_online" and not np.isin(values, (0.0, 1.0)).all():
+        raise DataError("fet_online needs a 0/1 error stream", fix="pass 1 for a wrong prediction and 0 for a right one, or use cvm_online for per-row losses")
+    det = make_detector(detector, reference_errors, ert, window_size, delta, n_bootstraps, seed, ph_threshold)
+    settings: dict[str, Any] = {"ert": ert, "window_size": window_size, "delta": delta}
+    if detector in ("fet_online", "cvm_online"):
+        settings["n_bootstraps"] = n_bootstraps or default_bootstraps(ert)
+    base = {"n": len(stream), "nan_dropped": int(len(stream) - len(values)), **settings}
+    min_needed = window_size if detector in ("fet_online", "cvm_online") else 30
+    if len(values) < min_needed:
+        return TestResult(test=detector, statistic=None, p_value=None, threshold=None, drift=False, segment=segment, status="insufficient_data",
+                          details={**base, "reason": f"{len(values)} labelled errors < {min_needed} needed"})
+    if reference_errors is not None and detector in ("adwin", "page_hinkley"):
+        ref = as_1d(reference_errors, "reference_errors")
+        for x in ref[~np.isnan(ref)]:
+            det.update(x)
+        det._drift_detected = False
+    stats = np.full(len(values), np.nan)
+    thresholds = np.full(len(values), np.nan)
+    fired: int | None = None
+    for i, x in enumerate(values):
+        if det.update(x) and fired is None:
+            fired = i
+        stats[i], thresholds[i] = det.statistic, det.threshold
+        if fired is not None and stop_on_detection:
+            stats, thresholds = stats[: i + 1], thresholds[: i + 1]
+            break
+    t = _downsample(np.arange(len(stats)), trace_points, fired)
+    trace = [{"t": int(known[j]), "statistic": float(stats[j]), "threshold": float(thresholds[j])} for j in t]
+    at = int(known[fired]) if fired is not None else None
+    j = fired if fired is not None else int(np.nanargmax(np.where(np.isnan(stats), -np.inf, stats))) if np.isfinite(stats).any() else len(stats) - 1
+    ref_rate = None
+    if reference_errors is not None:
+        ref = as_1d(reference_errors, "reference_errors")
+        ref_rate = float(np.nanmean(ref))
+    details = {
+        **base,
+        "trace": trace,
+        "error_rate_reference": ref_rate,
+        "error_rate_before": float(values[:fired].mean()) if fired else float(values.mean()),
+        "error_rate_after": float(values[fired:].mean()) if fired is not None else None,
+    }
+    stat, thr = stats[j], thresholds[j]
+    return TestResult(
+        test=detector,
+        statistic=None if np.isnan(stat) else float(stat),
+        p_value=None,
+        threshold=None if np.isnan(thr) else float(thr),
+        drift=fired is not None,
+        detected_at=at,
+        segment=segment,
+        details=details,
+    )
