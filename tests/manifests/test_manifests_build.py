@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -153,3 +154,22 @@ def _secret_key_refs(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
     walk(obj)
     return found
+
+
+def test_sync_job_commands_match_the_cli() -> None:
+    """The PostSync job calls `driftloop submit/schedule` with options those commands have,
+    and every compiled pipeline is a name `--pipeline` accepts."""
+    from driftloop.commands.pipelines import PIPELINE_NAMES, schedule, submit
+
+    job = next(o for o in build(MANIFESTS / "base") if o["kind"] == "Job")
+    script = job["spec"]["template"]["spec"]["containers"][0]["args"][0].replace("\\\n", " ")
+    for command in (submit, schedule):
+        used = set(re.findall(rf"driftloop {command.name} ([^\n]*)", script)[0].split())
+        options = {o for p in command.params for o in p.opts}
+        flags = {u for u in used if u.startswith("--")}
+        assert {"--pipeline", "--version-name"} <= flags and flags <= options, f"driftloop {command.name}: {flags - options}"
+    compiled = sorted(p.stem for p in (REPO_ROOT / "pipelines" / "compiled").glob("*.yaml"))
+    assert set(compiled) <= set(PIPELINE_NAMES), compiled
+    envs = {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    host_option = next(p for p in submit.params if p.name == "host")
+    assert host_option.envvar in envs, "the job must tell the CLI where KFP is"
