@@ -18,7 +18,7 @@ from pipelines.platform import compute_step, pure, server_step, time_dependent
 
 
 def monitor_steps(target: str, policy: Any, reference_start: Any, reference_end: Any, current_start: Any, current_end: Any,
-                  source: Any, model_version: Any, workdir: Any) -> Any:
+                  source: Any, model_version: Any, workdir: Any, emergency: Any = False) -> Any:
     """Add the monitoring steps to the pipeline being defined; return the decide task."""
     windows = time_dependent(resolve_windows(policy=policy, source=source, current_start=current_start, current_end=current_end,
                                              reference_start=reference_start, reference_end=reference_end))
@@ -36,7 +36,7 @@ def monitor_steps(target: str, policy: Any, reference_start: Any, reference_end:
     monitor = run_monitor(policy=policy, reference=reference.outputs["data"], current=current.outputs["data"], model_version=model_version, workdir=workdir)
     monitor.after(checked_ref, checked_cur)
     server_step(compute_step(time_dependent(monitor), target), target)  # reads the champion from the registry
-    decision = server_step(time_dependent(decide(policy=policy, report=monitor.outputs["report"], workdir=workdir)), target)
+    decision = server_step(time_dependent(decide(policy=policy, report=monitor.outputs["report"], workdir=workdir, emergency=emergency)), target)
     return decision
 
 

@@ -31,15 +31,17 @@ def run_monitor(policy: str, reference: Input[Dataset], current: Input[Dataset],
 
 
 @component
-def decide(policy: str, report: Input[Artifact], workdir: str, decision_md: Output[Markdown]) -> NamedTuple(
+def decide(policy: str, report: Input[Artifact], workdir: str, emergency: bool, decision_md: Output[Markdown]) -> NamedTuple(
         "DecisionOutputs", [("action", str), ("strategy", str), ("window", str), ("cohort", str), ("end", str), ("idempotency_key", str)]):
-    """Decide from the report; a retrain already acted on for this model version and window becomes "none"."""
+    """Decide from the report (or retrain now if ``emergency``); a retrain already acted on for this window becomes "none"."""
     from collections import namedtuple
 
     from components.kfp import runtime
 
-    d, fresh = runtime.decide_once(runtime.resolve_policy(policy), runtime.read_text(report.path), runtime.settings_for(workdir))
+    d, fresh = runtime.decide_once(runtime.resolve_policy(policy), runtime.read_text(report.path), runtime.settings_for(workdir), emergency)
     runtime.write_text(decision_md.path, runtime.decision_markdown(d, fresh))
     action = d.action if fresh else "none"
     out = namedtuple("DecisionOutputs", ["action", "strategy", "window", "cohort", "end", "idempotency_key"])
-    return out(action, d.strategy or "", d.window or "", d.cohort or "", d.data_window[1] or "", d.idempotency_key)
+    # An emergency retrains on the newest data: an empty end means "latest" downstream.
+    end = "" if emergency else (d.data_window[1] or "")
+    return out(action, d.strategy or "", d.window or "", d.cohort or "", end, d.idempotency_key)

@@ -187,10 +187,29 @@ def read_text(path: str) -> str:
 
 
 def monitor_report(policy: Policy, reference: pd.DataFrame, current: pd.DataFrame, model_version: str, settings: Settings) -> Any:
-    """Run the policy's monitors (components.monitor.engine) on the two windows."""
+    """Run the policy's monitors (components.monitor.engine) on the two windows.
+
+    Windows without a prediction column are scored by the served model (``model_version``,
+    default the champion), whose registered baseline metrics the performance monitors use.
+    """
     from components.monitor.engine import run_monitors
 
-    return run_monitors(policy, reference, current, model_version=model_version or None)
+    baseline = None
+    if policy.prediction not in reference.columns or policy.prediction not in current.columns:
+        from components.registry import CHAMPION, ModelRegistry
+
+        registry = ModelRegistry(settings)
+        ref = model_version or CHAMPION
+        if not ref.isdigit():
+            info = registry.get(policy.model, ref)
+            if info is None:
+                raise DataError(f"the data has no {policy.prediction!r} column and model {policy.model!r} has no {ref}", fix="train and promote a model first, or pass data with predictions")
+            ref = str(info.version)
+        model = registry.load(policy.model, ref)
+        baseline = registry.baseline_metrics(policy.model, ref)
+        reference, current = (f if policy.prediction in f.columns else f.assign(**{policy.prediction: model.predict(f[policy.all_features])}) for f in (reference, current))
+        model_version = ref
+    return run_monitors(policy, reference, current, baseline=baseline, model_version=model_version or None)
 
 
 def report_html(report: Any) -> str:
@@ -214,19 +233,50 @@ def monitor_metrics(report: Any) -> dict[str, float]:
     return figures
 
 
-def decide_once(policy: Policy, report_json: str, settings: Settings) -> tuple[Any, bool]:
-    """The report's decision and whether it is new: a retrain is claimed in the ledger once."""
+def decide_once(policy: Policy, report_json: str, settings: Settings, emergency: bool = False) -> tuple[Any, bool]:
+    """The report's decision and whether it is new: a retrain is claimed in the ledger once.
+
+    ``emergency`` (a manual trigger) retrains now with the policy's emergency action on the
+    newest data, whatever the monitors said; it is still recorded once per window.
+    """
     from components.decision import Decision, DecisionLedger, decide
     from components.monitor.report import MonitorReport
 
     report = MonitorReport.from_json(report_json)
-    if report.decision.get("idempotency_key"):
+    if emergency:
+        decision = emergency_decision(policy, report.model_version, report.window, report.fired_monitors())
+    elif report.decision.get("idempotency_key"):
         decision = Decision.from_dict(report.decision)
     else:
         decision = decide(policy, report.monitors, report.model_version, report.window)
     if decision.action != "retrain":
         return decision, True
     return decision, DecisionLedger(settings.workdir / "decisions.db").record(decision)
+
+
+def emergency_decision(policy: Policy, model_version: str | None, window: dict[str, Any], fired: list[str]) -> Any:
+    """A retrain decision with strategy ``emergency`` from a manual trigger.
+
+    The policy's emergency action gives the training window and ``min_rows``; without one,
+    the training set's default (ten policy periods) applies.
+
+    >>> d = emergency_decision(resolve_policy("fraud"), "4", {"start": "a", "end": "b"}, [])
+    >>> d.action, d.strategy, d.window, d.min_rows, d.reasons
+    ('retrain', 'emergency', '48h', 2000, ('manual emergency trigger',))
+    """
+    from components.decision import Decision, idempotency_key
+
+    action = next((a for a in policy.actions if a.action == "retrain" and a.strategy == "emergency"), None)
+    data_window = (_str(window.get("start")), _str(window.get("end")))
+    train_window = action.window if action else None
+    key = idempotency_key(policy.model, model_version, data_window, "retrain", "emergency", train_window, None)
+    reasons = ("manual emergency trigger", *(f"{n}: fired" for n in fired))
+    return Decision("retrain", "emergency", train_window, None, reasons, tuple(fired), (), policy.model, model_version, data_window, key,
+                    min_rows=action.min_rows if action else None, priority=action.priority if action else None)
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def decision_markdown(decision: Any, fresh: bool) -> str:
@@ -289,3 +339,97 @@ def latest_timestamp(policy: Policy, source: str) -> pd.Timestamp:
         return pd.Timestamp.now(tz="UTC")
     frame = read_source(source, policy)
     return pd.to_datetime(frame[policy.timestamp], utc=True).max()
+
+
+WEIGHT_COLUMN = "_driftloop_weight"  # cohort up-weighting travels with the training rows
+
+
+def training_data(policy: Policy, strategy: str, end: str, window: str, cohort: str, source: str, settings: Settings) -> Any:
+    """The training set for a strategy (components.training.datasets); empty ``end`` = the newest data."""
+    from components.training.datasets import build_training_set
+
+    end_ts = parse_time(end, "end") or latest_timestamp(policy, source)
+    frame = read_source(source, policy) if source else None
+    return build_training_set(policy, strategy, end_ts, window=window or None, cohort=cohort or None, settings=settings, source=frame)
+
+
+def split_weights(frame: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+    """Training rows and their sample weights (``None`` when the rows carry none)."""
+    if WEIGHT_COLUMN not in frame.columns:
+        return frame, None
+    return frame.drop(columns=[WEIGHT_COLUMN]), frame[WEIGHT_COLUMN].to_numpy()
+
+
+def save_model(model: Any, path: str) -> None:
+    """Pickle a fitted :class:`~components.training.trainers.TrainedModel` into a KFP Model artifact."""
+    import joblib
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, path)
+
+
+def load_model(path: str) -> Any:
+    """Read a model written by :func:`save_model`."""
+    import joblib
+
+    return joblib.load(path)
+
+
+def roc_points(y: Any, p: Any, points: int = 50) -> tuple[list[float], list[float], list[float]]:
+    """A thinned ROC curve (fpr, tpr, threshold) for the KFP ClassificationMetrics artifact.
+
+    >>> fpr, tpr, thr = roc_points([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    >>> fpr[0], tpr[-1], len(fpr) == len(tpr) == len(thr)
+    (0.0, 1.0, True)
+    """
+    import numpy as np
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thr = roc_curve(np.asarray(y, dtype=int), np.asarray(p, dtype=float))
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(points, len(fpr))).astype(int))
+    thr = np.clip(thr[keep], 0.0, 1.0)  # sklearn's first threshold is +inf
+    return [float(x) for x in fpr[keep]], [float(x) for x in tpr[keep]], [float(x) for x in thr]
+
+
+def confusion(y: Any, p: Any, threshold: float = 0.5) -> list[list[int]]:
+    """The 2x2 confusion matrix (rows: true 0/1, columns: predicted 0/1).
+
+    >>> confusion([0, 0, 1, 1], [0.1, 0.6, 0.7, 0.2])
+    [[1, 1], [1, 1]]
+    """
+    import numpy as np
+
+    y, pred = np.asarray(y, dtype=int), (np.asarray(p, dtype=float) >= threshold).astype(int)
+    return [[int(((y == t) & (pred == q)).sum()) for q in (0, 1)] for t in (0, 1)]
+
+
+def verdict_markdown(verdict: Any) -> str:
+    """The champion/challenger gate's verdict as Markdown."""
+    head = f"# Gate on {verdict.metric}: {'PASSED' if verdict.passed else 'FAILED'}"
+    return "\n".join([head, "", *(f"- {r}" for r in verdict.reasons)]) + "\n"
+
+
+def champion(policy: Policy, settings: Settings) -> Any:
+    """The registered champion (alias ``champion``) as a scorer, or ``None`` before the first one."""
+    from components.registry import CHAMPION, ModelRegistry
+
+    registry = ModelRegistry(settings)
+    return registry.load(policy.model, CHAMPION) if registry.get(policy.model, CHAMPION) is not None else None
+
+
+def register_challenger(policy: Policy, model: Any, train: pd.DataFrame, holdout: pd.DataFrame, window: str, strategy: str, cohort: str,
+                        verdict: dict[str, Any], decision_key: str, settings: Settings) -> Any:
+    """Register the gated model with its lineage (idempotent per window/strategy/decision) as ``challenger``."""
+    import pandas as pd
+
+    from components.registry import ModelRegistry
+    from components.training.datasets import TrainingData
+    from components.training.evaluate import Verdict
+
+    rows, weights = split_weights(train)
+    start, _, end = window.partition("/")
+    data = TrainingData(rows, holdout, pd.Timestamp(start), pd.Timestamp(end), strategy, cohort or None, weights)
+    gate = Verdict(**{k: tuple(v) if k in ("reasons", "failed_segments") else v for k, v in verdict.items()})
+    registry = ModelRegistry(settings)
+    info = registry.register(policy, model, data, gate, decision_id=decision_key or None)
+    return registry.set_challenger(policy.model, info.version, actor="kfp", reason=f"gate passed on {gate.metric}; decision {decision_key or '-'}")

@@ -1,0 +1,52 @@
+"""The train pipeline: training set for a strategy -> train -> evaluate against the champion -> register.
+
+A challenger that passes the gate is registered in MLflow (alias ``challenger``); one that
+fails stops there, with the verdict in the dashboard.
+
+>>> p = build("local")
+>>> p.name
+'driftloop-train'
+>>> sorted(p.component_spec.inputs)
+['cohort', 'decision_key', 'end', 'policy', 'source', 'strategy', 'window', 'workdir']
+"""
+
+# No "from __future__ import annotations": KFP reads the pipeline signature's real types.
+from typing import Any
+
+from kfp import dsl
+
+from components.kfp.training import build_training_data, evaluate, register, train
+from pipelines.platform import compute_step, pure, server_step, time_dependent
+
+
+def training_steps(target: str, policy: Any, strategy: Any, end: Any, window: Any, cohort: Any, source: Any, workdir: Any,
+                   decision_key: Any = "") -> tuple[Any, Any]:
+    """Add training, evaluation and (if the gate passes) registration; return (evaluate task, register task)."""
+    # An empty end means "the newest labelled data": never cached.
+    data = server_step(time_dependent(build_training_data(policy=policy, strategy=strategy, end=end, window=window, cohort=cohort,
+                                                          source=source, workdir=workdir)), target, feast=True)
+    data.set_display_name("training set")
+    fit = compute_step(pure(train(policy=policy, train_data=data.outputs["train_data"])), target, cpu="4", memory="8Gi")  # seeded: same rows, same model
+    fit.set_display_name("train challenger")
+    gate = evaluate(policy=policy, model=fit.outputs["model"], holdout=data.outputs["holdout"], workdir=workdir)
+    server_step(time_dependent(gate), target)  # the champion can change between runs
+    gate.set_display_name("champion vs challenger")
+    with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not a Python comparison)
+        reg = register(policy=policy, model=fit.outputs["model"], train_data=data.outputs["train_data"], holdout=data.outputs["holdout"],
+                       verdict=gate.outputs["verdict"], window=data.outputs["Output"], strategy=strategy, cohort=cohort,
+                       decision_key=decision_key, workdir=workdir)
+        server_step(time_dependent(reg), target)
+        reg.set_display_name("register challenger")
+    return gate, reg
+
+
+def build(target: str = "cluster") -> Any:
+    """The train pipeline for ``target`` ("cluster" or "local")."""
+
+    @dsl.pipeline(name="driftloop-train", description="Build a training set for a strategy, train a challenger and gate it against the champion.")
+    def train_pipeline(policy: str, strategy: str = "full", end: str = "", window: str = "", cohort: str = "", source: str = "", workdir: str = "",
+                       decision_key: str = "") -> bool:
+        gate, _ = training_steps(target, policy, strategy, end, window, cohort, source, workdir, decision_key)
+        return gate.outputs["Output"]
+
+    return train_pipeline
