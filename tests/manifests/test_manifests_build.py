@@ -33,7 +33,7 @@ def test_overlay_builds_the_whole_system(overlay: tuple[str, list[dict[str, Any]
     _, objs = overlay
     kinds = {o["kind"] for o in objs}
     assert {"InferenceService", "ServiceAccount", "Role", "RoleBinding", "NetworkPolicy", "Deployment", "Service",
-            "PrometheusRule", "ConfigMap", "Job"} <= kinds
+            "PrometheusRule", "PodMonitor", "ConfigMap", "Job"} <= kinds
     for name in ("mlflow", "feast", "driftloop-log-sink"):
         _one(objs, "Deployment", name)
         _one(objs, "Service", name)

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.unit
 # custom resources other than the InferenceService: apiVersion -> required spec paths
 STRUCTURAL: dict[tuple[str, str], tuple[str, ...]] = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): ("spec.groups",),
+    ("monitoring.coreos.com/v1", "PodMonitor"): ("spec.selector", "spec.podMetricsEndpoints"),
     ("external-secrets.io/v1", "ExternalSecret"): ("spec.secretStoreRef.name", "spec.target.name", "spec.data"),
     ("argoproj.io/v1alpha1", "Application"): ("spec.project", "spec.source.repoURL", "spec.source.path",
                                               "spec.source.targetRevision", "spec.destination.server",
