@@ -57,6 +57,8 @@ def fresh_database() -> Iterator[str]:
 def running_mlflow_server(backend_uri: str, artifacts: Path, timeout: float = 120.0) -> Iterator[str]:
     """Run ``mlflow server`` (one worker, served artifacts) until the block ends; yields its URL."""
     port = free_port()
+    if backend_uri.startswith("postgresql://"):  # MLflow would pick psycopg 3, which is not installed
+        backend_uri = "postgresql+psycopg2://" + backend_uri.removeprefix("postgresql://")
     artifacts.mkdir(parents=True, exist_ok=True)
     log = open(artifacts.parent / f"mlflow-server-{port}.log", "w")  # noqa: SIM115
     cmd = [str(MLFLOW), "server", "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts),
