@@ -99,3 +99,11 @@ def test_crd_validation_rejects_broken_inference_services(path: str, value: Any,
 def test_kubernetes_validate_rejects_broken_objects(kind: str, path: str, value: Any) -> None:
     obj = next(o for o in build(MANIFESTS / "overlays" / "dev") if o["kind"] == kind)
     assert core_errors(with_change(obj, path, value))
+
+
+def test_a_missing_crd_schema_fails_with_its_expected_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import manifest_checks
+
+    monkeypatch.setattr(manifest_checks, "ISVC_CRD", tmp_path / "shared" / "schemas" / "missing.yaml")
+    with pytest.raises(FileNotFoundError, match=r"shared/schemas"):
+        manifest_checks.isvc_validator.__wrapped__()
