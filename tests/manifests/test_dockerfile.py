@@ -92,6 +92,23 @@ def test_the_user_is_created_with_uid_10001() -> None:
     assert "--uid 10001" in useradd and "--gid 10001" in useradd
 
 
+def test_every_package_the_image_installs_is_pinned_in_constraints() -> None:
+    """The image build resolves nothing freely: each dependency (and each extra the
+    Dockerfile names) has an exact pin in constraints.txt."""
+    import tomllib
+
+    def norm(name: str) -> str:
+        return re.split(r"[<>=\[ ;!~]", name.strip())[0].lower().replace("_", "-")
+
+    pins = {norm(line) for line in (REPO_ROOT / "constraints.txt").read_text().splitlines() if "==" in line}
+    deps = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    install = next(a for k, a in instructions(DOCKERFILE.read_text()) if k == "RUN" and "-r /tmp/requirements.txt" in a)
+    extras = install.split("-r /tmp/requirements.txt", 1)[1].split("&&", 1)[0].split()
+    assert extras, "expected the cluster extras (psycopg2-binary, redis) after -r"
+    missing = sorted({norm(d) for d in [*deps, *extras]} - pins)
+    assert not missing, f"not pinned in constraints.txt: {missing}"
+
+
 def test_dockerignore_keeps_state_and_secrets_out() -> None:
     ignored = {line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")}
     assert {".git", ".venv", ".driftloop", "mlruns", "**/.env", "**/*.pem", "**/*.key"} <= ignored
