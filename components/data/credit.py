@@ -17,7 +17,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from components.data.spec import ScenarioSpec, bernoulli, choice, label_times, spread_in_periods, utc
+from components.data.spec import (
+    ScenarioSpec,
+    bernoulli,
+    label_times,
+    spread_in_periods,
+    utc,
+)
 
 SPEC = ScenarioSpec(
     name="credit",

@@ -8,6 +8,12 @@ Public API (see docs/architecture.md): :func:`apply`, :func:`ingest`, :func:`mat
 
 from components.features.config import FeastOptions, render_repo
 from components.features.retrieval import online_features, training_set
-from components.features.store import apply, ingest, materialize, materialize_incremental, open_store
+from components.features.store import (
+    apply,
+    ingest,
+    materialize,
+    materialize_incremental,
+    open_store,
+)
 
 __all__ = ["FeastOptions", "apply", "ingest", "materialize", "materialize_incremental", "online_features", "open_store", "render_repo", "training_set"]

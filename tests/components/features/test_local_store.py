@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from components.data.scenarios import SCENARIOS, generate
-from components.features import apply, ingest, materialize, online_features, training_set
+from components.features import apply, ingest, online_features, training_set
 from components.features.config import FeastOptions
 from components.features.store import labels_path
 from components.policy import load_policy

@@ -10,7 +10,15 @@ import pandas as pd
 import pytest
 
 from components.data.scenarios import generate, write_scenario
-from components.features import FeastOptions, apply, ingest, materialize, online_features, open_store, training_set
+from components.features import (
+    FeastOptions,
+    apply,
+    ingest,
+    materialize,
+    online_features,
+    open_store,
+    training_set,
+)
 from components.policy import load_policy
 from driftloop.settings import Settings
 
