@@ -116,3 +116,21 @@ def test_million_rows_is_fast() -> None:
     assert len(df) == 1_000_000
     assert time.perf_counter() - t0 < 10
     assert np.isclose(df["is_fraud"].mean(), 0.025, atol=0.003)
+
+
+def test_cli_plot_writes_self_contained_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenario", "recsys", "--out", str(tmp_path), "--rows", "3000", "--plot"]) == 0
+    html = (tmp_path / "recsys.html").read_text()
+    assert "recsys.html" in capsys.readouterr().out
+    assert "cdn.plot.ly" not in html and "Plotly.newPlot" in html and len(html) > 1_000_000  # JS inlined
+    assert "onset 2" in html and "clicked rate: casual" in html
+
+
+def test_period_summary_shows_the_drift() -> None:
+    from components.data.plot import period_summary
+
+    spec = SCENARIOS["churn"]
+    s = period_summary(generate("churn", rows=24 * 500, seed=0), spec)
+    assert len(s) == 24 and (s["rows"] == 500).all()
+    before, after = s[s.index < spec.onset.tz_localize(None)], s[s.index >= spec.onset.tz_localize(None)]
+    assert after["churned rate"].min() > before["churned rate"].max()
