@@ -122,7 +122,7 @@ def test_cli_plot_writes_self_contained_html(tmp_path: Path, capsys: pytest.Capt
     assert main(["scenario", "recsys", "--out", str(tmp_path), "--rows", "3000", "--plot"]) == 0
     html = (tmp_path / "recsys.html").read_text()
     assert "recsys.html" in capsys.readouterr().out
-    assert "cdn.plot.ly" not in html and "Plotly.newPlot" in html and len(html) > 1_000_000  # JS inlined
+    assert "<script src=\"https://cdn.plot.ly" not in html and "Plotly.newPlot" in html and len(html) > 1_000_000  # JS inlined
     assert "onset 2" in html and "clicked rate: casual" in html
 
 
