@@ -1,4 +1,4 @@
-"""The loop: monitor -> decide -> (if retrain) training with the decided strategy/window/cohort -> evaluate.
+"""The loop: monitor -> decide -> (if retrain) training with the decided strategy/window/cohort -> gate -> register.
 
 ``emergency=True`` (``driftloop submit --emergency``) retrains at once on the newest
 labelled data with the policy's emergency action, without waiting for the schedule.
@@ -22,13 +22,23 @@ from pipelines.train import training_steps
 def build(target: str = "cluster") -> Any:
     """The monitor-and-retrain pipeline for ``target`` ("cluster" or "local")."""
 
+    # The retrain branch is its own sub-DAG whose condition reads a DAG input: kfp.local
+    # 2.17 resolves If-conditions only on inputs and on single "Output" task outputs, not
+    # on a named output of a multi-output task such as decide's "action".
+    @dsl.pipeline(name="retrain-if-decided")
+    def retrain_if_decided(policy: str, action: str, strategy: str, end: str, window: str, cohort: str, source: str, workdir: str,
+                           decision_key: str) -> None:
+        with dsl.If(action == "retrain", name="retrain"):
+            training_steps(target, policy, strategy, end, window, cohort, source, workdir, decision_key)
+
     @dsl.pipeline(name="driftloop-monitor-and-retrain", description="Monitor a window; when the policy says retrain, train with the decided strategy and gate it.")
     def monitor_and_retrain(policy: str, current_start: str = "", current_end: str = "", reference_start: str = "", reference_end: str = "",
                             source: str = "", model_version: str = "", workdir: str = "", emergency: bool = False) -> str:
         decision = monitor_steps(target, policy, reference_start, reference_end, current_start, current_end, source, model_version, workdir, emergency)
         d = decision.outputs
-        with dsl.If(d["action"] == "retrain", name="retrain"):
-            training_steps(target, policy, d["strategy"], d["end"], d["window"], d["cohort"], source, workdir, d["idempotency_key"])
+        branch = retrain_if_decided(policy=policy, action=d["action"], strategy=d["strategy"], end=d["end"], window=d["window"], cohort=d["cohort"],
+                                    source=source, workdir=workdir, decision_key=d["idempotency_key"])
+        branch.set_display_name("retrain if decided")
         return d["action"]
 
     return monitor_and_retrain
