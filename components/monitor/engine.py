@@ -171,6 +171,8 @@ def _fmt(x: float | None) -> str:
 def _p(p: float | None) -> str:
     if p is None:
         return "n/a"
+    if p == 0:
+        return "<1e-300"  # underflow: far beyond any threshold
     return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
 
 
@@ -407,7 +409,8 @@ def _concept_drift(ctx: _Context, m: ConceptDriftMonitor) -> dict[str, Any]:
             continue
         errors = (lab_cur[PRED_LABEL] != lab_cur[policy.label].astype(int)).to_numpy(int)
         ref_errors = (lab_ref[PRED_LABEL] != lab_ref[policy.label].astype(int)).to_numpy(int) if len(lab_ref) else None
-        r = detect_on_stream(errors, detector=m.detector, reference_errors=ref_errors, ert=m.ert, window_size=m.window_size, delta=m.delta)
+        r = detect_on_stream(errors, detector=m.detector, reference_errors=ref_errors, ert=m.ert, window_size=m.window_size,
+                             delta=m.delta, segment=seg)
         positions = lab_cur.index.to_numpy()  # rows of the full time-ordered window
         details = {**r.details, "n": len(errors), "current_error_rate": float(errors.mean())}
         if ref_errors is not None:
@@ -446,8 +449,10 @@ def _concept_summary(m: ConceptDriftMonitor, results: list[TestResult]) -> str:
             parts.append(f"{m.detector}{where}: insufficient data ({d.get('n')} labelled rows < {m.min_samples})")
         elif r.drift:
             when = f" at {d['detected_timestamp']}" if d.get("detected_timestamp") else ""
-            ref_rate = f"{d['reference_error_rate']:.3f} (reference) -> " if "reference_error_rate" in d else ""
-            parts.append(f"{m.detector}{where} detected an error-rate change at row {r.detected_at}{when}; error rate {ref_rate}{d['current_error_rate']:.3f} (n={d['n']})")
+            ref_rate = f"reference {d['reference_error_rate']:.3f}, " if "reference_error_rate" in d else ""
+            after = d.get("error_rate_after")
+            rates = f"{ref_rate}before {d.get('error_rate_before', float('nan')):.3f}, after {after:.3f}" if after is not None else f"{d['current_error_rate']:.3f}"
+            parts.append(f"{m.detector}{where} detected an error-rate change at row {r.detected_at}{when} (error rate {rates}; n={d['n']})")
         else:
             parts.append(f"{m.detector}{where}: no change in the error stream (error rate {d['current_error_rate']:.3f}, n={d['n']})")
     return "; ".join(parts)
@@ -471,10 +476,14 @@ def _sequential(ctx: _Context, m: SequentialMonitor) -> dict[str, Any]:
     cur = cur.assign(**{m.cohort_column: cur[m.cohort_column].astype(str), outcome: cur[outcome].astype(int)})
     positions = cur.index.to_numpy()
     raw = sprt_by_cohort(cur.reset_index(drop=True), m.cohort_column, outcome, baseline, m.relative_drop, m.alpha, m.beta)
+    labels = cur[m.cohort_column].to_numpy()
+    values = cur[outcome].to_numpy(float)
     results = []
     for r in raw:
         row = _row_of(positions, r.detected_at)
         details = dict(r.details)
+        if r.status == "ok":
+            details["trace"] = _llr_trace(values[labels == r.segment], details)
         if r.detected_at is not None and row is not None:
             details["detected_timestamp"] = ctx.cur[ctx.policy.timestamp].iloc[row].isoformat()
         results.append(dataclasses.replace(r, metric=r.metric or outcome, detected_at=row, details=details))
@@ -488,6 +497,21 @@ def _sequential(ctx: _Context, m: SequentialMonitor) -> dict[str, Any]:
     else:
         summary = f"no cohort's {outcome} rate dropped by {m.relative_drop:.0%} ({len(results)} cohorts tested)"
     return {"fired": bool(hits), "results": results, "summary": summary}
+
+
+def _llr_trace(x: np.ndarray, d: dict[str, Any], points: int = 300) -> list[dict[str, float]]:
+    """The SPRT's cumulative log-likelihood ratio over one cohort's outcomes, for plotting.
+
+    Same increments as ``sequential.sprt`` (Wald): ``x ln(p1/p0) + (1 - x) ln((1 - p1)/(1 - p0))``,
+    up to where the test stopped (``n_tested``), thinned to about ``points`` points.
+    """
+    p0, p1 = d["p0"], d["p1"]
+    steps = np.where(x[: d.get("n_tested", len(x))] == 1, np.log(p1 / p0), np.log((1 - p1) / (1 - p0)))
+    llr = np.cumsum(steps)
+    if len(llr) == 0:
+        return []
+    keep = np.unique(np.r_[np.linspace(0, len(llr) - 1, min(points, len(llr))).astype(int), len(llr) - 1])
+    return [{"n": int(i + 1), "llr": float(llr[i])} for i in keep]
 
 
 _RUNNERS: dict[str, Callable[[_Context, Any], dict[str, Any]]] = {

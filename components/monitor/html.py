@@ -207,8 +207,11 @@ def _ci(r: dict[str, Any]) -> tuple[float | None, float | None]:
 
 def _series(trace: Any, *keys: str) -> list[float] | None:
     """The first of ``keys`` present in a trace dict (or the trace itself if it is a list)."""
+    if isinstance(trace, list) and trace and isinstance(trace[0], dict):  # rows like {"t": 3, "statistic": 0.2}
+        key = next((k for k in keys if k in trace[0]), None)
+        return [row.get(key) for row in trace] if key else None
     if isinstance(trace, list):
-        return trace
+        return trace if all(keys) and keys[0] in ("statistic", "llr") else None
     if isinstance(trace, dict):
         for k in keys:
             if isinstance(trace.get(k), list):
