@@ -17,7 +17,7 @@ import pandas as pd
 
 from components.data.scenarios import get_spec
 from components.features.config import FeastOptions, feast_data_dir, render_repo, repo_dir
-from driftloop.errors import ConfigError, DataError, DriftloopError, ServiceUnavailable
+from driftloop.errors import ConfigError, DataError, ServiceUnavailable
 from driftloop.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,21 +36,35 @@ def labels_path(name: str, settings: Settings) -> Path:
     return feast_data_dir(settings) / f"{name}_labels.parquet"
 
 
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "a server is unreachable" (PostgreSQL registry, Redis online store)."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        import redis.exceptions
+
+        errors += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
+    except ImportError:  # pragma: no cover - redis is only needed for the production config
+        pass
+    try:
+        import sqlalchemy.exc
+
+        errors.append(sqlalchemy.exc.OperationalError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
 @contextmanager
 def _servers(what: str) -> Iterator[None]:
     """Turn connection failures of PostgreSQL / Redis into one readable error."""
     try:
         yield
-    except DriftloopError:
-        raise
-    except Exception as exc:  # redis, sqlalchemy and socket errors have no common base
-        text = f"{type(exc).__name__}: {exc}"
-        if any(k in text for k in ("Connection refused", "ConnectionError", "OperationalError", "could not connect", "Error 111", "timed out")):
-            raise ServiceUnavailable(
-                f"Feast could not reach its server while trying to {what}: {text.splitlines()[0][:200]}",
-                fix="start PostgreSQL (registry) and Redis (online store), or use DRIFTLOOP_FEAST_CONFIG=local",
-            ) from None
-        raise
+    except _connection_errors() as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ServiceUnavailable(
+            f"Feast could not reach its server while trying to {what}: {type(exc).__name__}: {first}",
+            fix="start PostgreSQL (registry) and Redis (online store), or use DRIFTLOOP_FEAST_CONFIG=local",
+        ) from None
 
 
 def open_store(settings: Settings, options: FeastOptions | None = None) -> FeatureStore:
@@ -127,10 +141,9 @@ def ingest(name: str, settings: Settings, frame: pd.DataFrame | None = None, app
     if missing:
         raise DataError(f"scenario {name!r} data lacks columns {missing}", fix="regenerate it with driftloop scenario or add the columns")
     feats, labels = frame[feature_cols].copy(), frame[label_cols].copy()
-    for col in (spec.timestamp,):
-        feats[col] = pd.to_datetime(feats[col], utc=True)
+    feats[spec.timestamp] = pd.to_datetime(feats[spec.timestamp], utc=True)
+    for col in (spec.timestamp, "label_timestamp"):
         labels[col] = pd.to_datetime(labels[col], utc=True)
-    labels["label_timestamp"] = pd.to_datetime(labels["label_timestamp"], utc=True)
     for col in spec.categorical_features + ((spec.segment,) if spec.segment else ()):
         feats[col] = feats[col].astype(str)  # Feast String features
     out = features_path(name, settings)

@@ -77,3 +77,20 @@ def test_production_and_local_agree(production: tuple[Settings, FeastOptions], t
     b = training_set(policy, "2024-01-01", "2024-07-01", cohort="subprime", settings=local)
     assert len(a) > 50 and set(a["segment"]) == {"subprime"}
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_redis_down_is_service_unavailable(tmp_path: Path, postgres_url: str) -> None:
+    from driftloop.errors import ServiceUnavailable
+    from tests.conftest import free_port
+
+    settings = Settings(workdir=tmp_path / "work", feast_config="production")
+    options = FeastOptions(
+        project=f"dl_{uuid.uuid4().hex[:10]}",
+        registry_url=postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1),
+        redis=f"127.0.0.1:{free_port()}",  # nothing listens here
+    )
+    apply(settings, options)
+    write_scenario("churn", settings.data_dir, rows=48, seed=0)
+    ingest("churn", settings)
+    with pytest.raises(ServiceUnavailable, match="read the online store.*Connection refused.*start PostgreSQL"):
+        online_features(load_policy("churn"), [1], settings=settings)
