@@ -3,7 +3,9 @@
 After Page (1954) and Hinkley (1971): ``m_t = alpha * m_{t-1} + (x_t - mean_t - delta)``;
 drift when ``m_t - min_s m_s > threshold``. ``delta`` is the change magnitude tolerated,
 ``threshold`` (lambda) trades detection delay against false alarms, and ``alpha`` slowly
-forgets old deviations.
+forgets old deviations. The defaults (delta 0.02, threshold 25) were tuned on 0/1 error
+streams with error rates of 0.02-0.3 (no alarm in 3000 stationary rows at rate 0.1, median
+delay ~100 rows for 0.1 -> 0.35); raise ``threshold`` for noisier streams.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ class PageHinkley(DriftDetector):
     >>> stream = np.r_[rng.random(1000) < 0.1, rng.random(1000) < 0.4].astype(float)
     >>> ph = PageHinkley()
     >>> [i for i, x in enumerate(stream) if ph.update(x)]
-    [1025, 1794]
+    [1042]
     """
 
-    def __init__(self, min_instances: int = 30, delta: float = 0.005, threshold: float = 20.0, alpha: float = 1 - 1e-4) -> None:
+    def __init__(self, min_instances: int = 30, delta: float = 0.02, threshold: float = 25.0, alpha: float = 1 - 1e-4) -> None:
         if min_instances < 1:
             raise ValueError(f"min_instances must be >= 1, got {min_instances}")
         if delta < 0 or threshold <= 0 or not 0 < alpha <= 1:

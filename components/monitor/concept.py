@@ -42,7 +42,7 @@ def make_detector(
     delta: float = 0.002,
     n_bootstraps: int | None = None,
     seed: int = 0,
-    ph_threshold: float = 20.0,
+    ph_threshold: float = 25.0,
 ) -> DriftDetector:
     """Build a detector by name; ConfigError for a bad name or setting.
 
@@ -87,7 +87,7 @@ def detect_on_stream(
     segment: str | None = None,
     trace_points: int = 200,
     stop_on_detection: bool = True,
-    ph_threshold: float = 20.0,
+    ph_threshold: float = 25.0,
 ) -> TestResult:
     """Run one online detector over ``errors`` (time-ordered; 1 = wrong prediction).
 
