@@ -19,6 +19,10 @@ def _settings(workdir: Path | None) -> Settings:
 @click.group()
 def features() -> None:
     """Apply, fill and query the Feast feature repo of a work directory."""
+    import warnings
+
+    # feast 0.47's SQLite config class trips a pydantic field-shadowing warning on import
+    warnings.filterwarnings("ignore", message=r"Field name \"vector_", category=UserWarning)
 
 
 @features.command("apply")
