@@ -300,29 +300,46 @@ def decision_markdown(decision: Any, fresh: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-_PERIOD = {"hour": "1h", "day": "1d", "month": "1M"}
+_PERIOD_OFFSET = {"hour": {"hours": 1}, "day": {"days": 1}, "month": {"months": 1}}
+
+
+def period_start(ts: pd.Timestamp, period: str) -> pd.Timestamp:
+    """The start of the policy period holding ``ts``.
+
+    >>> period_start(pd_ts("2025-03-02T10:30:00Z"), "month").isoformat()
+    '2025-03-01T00:00:00+00:00'
+    >>> period_start(pd_ts("2025-03-02T10:30:00Z"), "hour").isoformat()
+    '2025-03-02T10:00:00+00:00'
+    """
+    if period == "month":
+        return ts.normalize().replace(day=1)
+    return ts.floor("h" if period == "hour" else "D")
+
+
+def pd_ts(text: str) -> pd.Timestamp:
+    """A UTC timestamp from ISO text (for examples and tests)."""
+    import pandas as pd
+
+    return pd.Timestamp(text).tz_convert("UTC")
 
 
 def resolve_windows(policy: Policy, latest: pd.Timestamp, current_start: str = "", current_end: str = "",
                     reference_start: str = "", reference_end: str = "") -> dict[str, str]:
     """Fill empty window bounds so a scheduled run monitors the latest period.
 
-    ``current_end`` defaults to just after ``latest`` (the newest row, or now), ``current_start``
-    to one policy period before it, ``reference_end`` to ``current_start``; an empty
-    ``reference_start`` stays open (all history).
+    ``current_end`` defaults to the end of the policy period holding ``latest``,
+    ``current_start`` to one period before it, ``reference_end`` to ``current_start``; an
+    empty ``reference_start`` stays open (all history).
 
-    >>> import pandas as pd
-    >>> w = resolve_windows(resolve_policy("fraud"), pd.Timestamp("2025-03-02T10:30:00Z"))
+    >>> w = resolve_windows(resolve_policy("fraud"), pd_ts("2025-03-02T10:30:00Z"))
     >>> w["current_start"], w["current_end"], w["reference_end"]
-    ('2025-03-02T09:30:00.000001+00:00', '2025-03-02T10:30:00.000001+00:00', '2025-03-02T09:30:00.000001+00:00')
+    ('2025-03-02T10:00:00+00:00', '2025-03-02T11:00:00+00:00', '2025-03-02T10:00:00+00:00')
     """
     import pandas as pd
 
-    from components.policy import parse_window
-
-    end = parse_time(current_end, "current_end") or (latest + pd.Timedelta(microseconds=1))
-    count, unit = parse_window(_PERIOD[policy.period])
-    start = parse_time(current_start, "current_start") or (end - pd.DateOffset(**{unit: count}))
+    step = pd.DateOffset(**_PERIOD_OFFSET[policy.period])
+    end = parse_time(current_end, "current_end") or (period_start(latest, policy.period) + step)
+    start = parse_time(current_start, "current_start") or (end - step)
     ref_end = parse_time(reference_end, "reference_end") or start
     ref_start = parse_time(reference_start, "reference_start")
     if ref_end > start:
@@ -332,11 +349,12 @@ def resolve_windows(policy: Policy, latest: pd.Timestamp, current_start: str = "
 
 
 def latest_timestamp(policy: Policy, source: str) -> pd.Timestamp:
-    """The newest event time in ``source``; now (UTC) for the feature store."""
+    """The newest event time in ``source``; for the feature store, a time in the last complete period."""
     import pandas as pd
 
     if not source:
-        return pd.Timestamp.now(tz="UTC")
+        # A scheduled run at the start of a period monitors the period that just ended.
+        return pd.Timestamp.now(tz="UTC") - pd.DateOffset(**_PERIOD_OFFSET[policy.period])
     frame = read_source(source, policy)
     return pd.to_datetime(frame[policy.timestamp], utc=True).max()
 
