@@ -490,7 +490,7 @@ def _sequential(ctx: _Context, m: SequentialMonitor) -> dict[str, Any]:
     hits = [r for r in results if r.drift]
     if hits:
         summary = "; ".join(
-            f"cohort {r.segment}: {outcome} rate dropped vs baseline {baseline.get(str(r.segment), float('nan')):.3f} "
+            f"cohort {r.segment}: {outcome} rate {r.details.get('observed_rate', float('nan')):.3f} vs baseline {baseline.get(str(r.segment), float('nan')):.3f} "
             f"(SPRT {int(m.relative_drop * 100)}% drop accepted at row {r.detected_at}"
             f"{', ' + r.details['detected_timestamp'] if r.details.get('detected_timestamp') else ''})"
             for r in sorted(hits, key=lambda r: r.detected_at if r.detected_at is not None else 1 << 62))
