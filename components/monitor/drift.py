@@ -280,34 +280,53 @@ def label_drift(ref_labels: Any, cur_labels: Any, test: str = "chi2", p_value: f
 # --- fast path: summarise the reference once, test many windows --------------------------------
 
 
-def _right_ranks(sorted_values: np.ndarray) -> np.ndarray:
-    """``searchsorted(v, v, 'right')`` for sorted ``v`` in O(n): the index after each value's last tie."""
+def _tie_ranks(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For sorted ``v``: (# values < v[i], # values <= v[i]) for each i, in O(n)."""
     n = len(sorted_values)
     if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    last = np.flatnonzero(np.r_[sorted_values[1:] != sorted_values[:-1], True])
-    return np.repeat(last + 1, np.diff(np.r_[-1, last]))
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    new_group = np.empty(n, dtype=bool)
+    new_group[0] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=new_group[1:])
+    if new_group.all():  # no ties: the common case for continuous features
+        left = np.arange(n, dtype=np.int64)
+        return left, left + 1
+    starts = np.flatnonzero(new_group)
+    sizes = np.diff(np.r_[starts, n])
+    return np.repeat(starts, sizes), np.repeat(starts + sizes, sizes)
 
 
-def ks_from_sorted(ref_sorted: np.ndarray, ref_right: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+def ks_from_sorted(ref_sorted: np.ndarray, ref_left: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
     """Two-sided two-sample KS (scipy's ``mode='asymp'``, as alibi-detect uses) against a pre-sorted reference.
+
+    ``ref_left[i]`` is the number of reference values below ``ref_sorted[i]`` (ties share it).
+    One sort of ``cur`` and one binary search of it into the reference: between two current
+    values the reference CDF minus the current CDF peaks at the last reference value before
+    the next current value, so both the sup and the inf of F_ref - F_cur are read at the
+    current points.
 
     >>> from scipy.stats import ks_2samp
     >>> rng = np.random.default_rng(3)
     >>> ref, cur = np.sort(rng.normal(size=200)), rng.normal(0.3, 1, 150)
-    >>> d, p = ks_from_sorted(ref, _right_ranks(ref), cur)
+    >>> d, p = ks_from_sorted(ref, _tie_ranks(ref)[0], cur)
     >>> bool(np.isclose(p, ks_2samp(ref, cur, method="asymp").pvalue))
     True
     """
     from scipy.stats import distributions
 
-    cur_sorted = np.sort(cur)
-    n, m = len(ref_sorted), len(cur_sorted)
-    at_cur = np.searchsorted(ref_sorted, cur_sorted, side="right") / n - _right_ranks(cur_sorted) / m
-    at_ref = ref_right / n - np.searchsorted(cur_sorted, ref_sorted, side="right") / m
-    max_s = max(at_cur.max(), at_ref.max())
-    min_s = float(np.clip(-min(at_cur.min(), at_ref.min()), 0, 1))
-    d = min_s if min_s > max_s else float(max_s)
+    c = np.sort(cur)
+    n, m = len(ref_sorted), len(c)
+    at_or_below = np.searchsorted(ref_sorted, c, side="right")  # reference values <= c_j
+    prev = np.maximum(at_or_below - 1, 0)
+    tied = (at_or_below > 0) & (ref_sorted[prev] == c)
+    below = np.where(tied, ref_left[prev], at_or_below)  # reference values < c_j
+    cur_below, cur_at_or_below = _tie_ranks(c)
+    at_points = at_or_below / n - cur_at_or_below / m  # F_ref - F_cur at each current value
+    before_points = below / n - cur_below / m  # ... at the last reference value before it
+    max_s = max(float(at_points.max()), float(before_points.max()))
+    min_s = float(np.clip(-at_points.min(), 0, 1))
+    d = min_s if min_s > max_s else max_s
     big, small = sorted([float(n), float(m)], reverse=True)
     p = float(np.clip(distributions.kstwo.sf(d, np.round(big * small / (big + small))), 0, 1))
     return d, p
@@ -378,7 +397,7 @@ class ReferenceSummary:
         for col in numeric:
             values, n_nan = numeric_values(reference, col, "reference")
             s = np.sort(values)
-            nums[col] = (s, _right_ranks(s), n_nan)
+            nums[col] = (s, _tie_ranks(s)[0], n_nan)
         cats = {}
         for col in categorical:
             values, n_nan = categorical_values(reference, col, "reference")
@@ -390,9 +409,9 @@ class ReferenceSummary:
         """Test one current window against the summarised reference, corrected across features."""
         require_rows(current, "current")
         scores: list[_Score] = []
-        for col, (ref_sorted, ref_right, ref_nan) in self.numeric.items():
+        for col, (ref_sorted, ref_left, ref_nan) in self.numeric.items():
             cur, cur_nan = numeric_values(current, col, "current")
-            d, p = ks_from_sorted(ref_sorted, ref_right, cur)
+            d, p = ks_from_sorted(ref_sorted, ref_left, cur)
             scores.append(_Score(col, "ks", "numeric", d, p, {"n_reference": len(ref_sorted), "n_current": len(cur), "nan_reference": ref_nan, "nan_current": cur_nan}))
         for col, (ref_counts, ref_nan) in self.categorical.items():
             cur_s, cur_nan = categorical_values(current, col, "current")

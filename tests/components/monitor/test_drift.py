@@ -193,3 +193,22 @@ def test_multivariate_mmd_tensorflow() -> None:
     assert hit.drift and hit.test == "mmd" and hit.p_value < 0.05
     assert not miss.drift
     assert hit.details["n_reference"] == 200
+
+
+def test_ks_fast_path_equals_scipy_with_ties_and_unequal_sizes() -> None:
+    from scipy.stats import ks_2samp
+
+    from components.monitor.drift import _tie_ranks, ks_from_sorted
+
+    rng = np.random.default_rng(11)
+    for trial in range(150):
+        n, m = rng.integers(5, 300, size=2)
+        if trial % 3 == 0:  # heavy ties, sometimes shifted
+            ref, cur = rng.integers(0, 8, n).astype(float), rng.integers(0, 8, m).astype(float) + trial % 2
+        else:
+            ref, cur = rng.normal(size=n), rng.normal(rng.normal() * 0.3, 1, m)
+        ref_sorted = np.sort(ref)
+        d, p = ks_from_sorted(ref_sorted, _tie_ranks(ref_sorted)[0], cur)
+        expected = ks_2samp(ref, cur, method="asymp")
+        assert d == pytest.approx(expected.statistic, abs=1e-12)
+        assert p == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-15)
