@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import math
 import re
@@ -30,7 +31,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,11 +113,11 @@ class ModelRegistry:
             experiment_id = self._experiment(name)
             self._ensure_registered_model(name, policy)
             sample = reference_sample if reference_sample is not None else build_reference_sample(policy, model, training.holdout, seed=policy.trainer.seed)
-            run_id, source, model_id = self._log_run(experiment_id, policy, model, training, verdict, decision_id, feature_service or policy.feature_service, key, sample, profile(policy, training.train))
+            run_id, source = self._log_run(experiment_id, policy, model, training, verdict, decision_id, feature_service or policy.feature_service, key, sample, profile(policy, training.train))
             try:
                 with self._service():
                     version = client.create_model_version(
-                        name, source=source, run_id=run_id, model_id=model_id,
+                        name, source=source, run_id=run_id,
                         tags={KEY_TAG: key, "driftloop.strategy": training.strategy, "driftloop.window": training.window, "driftloop.decision_id": decision_id or "", "driftloop.gate_passed": str(bool(verdict.passed)).lower()},
                     )
             except Exception:
@@ -226,37 +227,40 @@ class ModelRegistry:
         return self._info(version)
 
     def versions(self, model: str) -> list[ModelVersionInfo]:
-        """All versions of ``model``, newest first."""
-        return sorted(self._versions(f"name = '{model}'"), key=lambda v: -v.version)
+        """All versions of ``model``, newest first (with their aliases)."""
+        found = self._versions(f"name = '{model}'")
+        if not found:
+            return []
+        with self._service():
+            aliases = self._client().get_registered_model(model).aliases  # search results omit aliases
+        by_version: dict[int, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(int(version), []).append(alias)
+        return sorted((replace(v, aliases=tuple(sorted(by_version.get(v.version, [])))) for v in found), key=lambda v: -v.version)
 
     def load(self, model: str, alias_or_version: str | int = CHAMPION) -> Any:
-        """The pyfunc model (``predict(DataFrame) -> P(label = 1)``)."""
+        """The pyfunc model (``predict(DataFrame) -> P(label = 1)``) of an alias or version number."""
         import mlflow
 
         ref = str(alias_or_version)
-        uri = f"models:/{model}/{ref}" if ref.isdigit() else f"models:/{model}@{ref}"
-        self._client()
-        with self._service():
-            mlflow.set_tracking_uri(self.uri)
-            mlflow.set_registry_uri(self.uri)
-            try:
-                return mlflow.pyfunc.load_model(uri)
-            except Exception as exc:
-                if _not_found(exc):
-                    raise DataError(f"{uri} does not exist", fix=f"list versions with 'driftloop registry list --model {model}'") from None
-                raise
+        info = self._require(model, int(ref)) if ref.isdigit() else self.get(model, ref)
+        if info is None:
+            raise DataError(f"model {model!r} has no {ref!r} version", fix=f"list versions with 'driftloop registry list --model {model}'")
+        with self._service(), tempfile.TemporaryDirectory(prefix="driftloop-load-") as folder:
+            path = mlflow.artifacts.download_artifacts(artifact_uri=info.source, dst_path=folder, tracking_uri=self.uri)
+            return mlflow.pyfunc.load_model(path)  # the wrappers read every artifact into memory on load
 
     def baseline_metrics(self, model: str, alias: str = CHAMPION) -> dict[str, Any]:
         """``{"overall": {metric: value}, "segments": {name: {...}}}`` measured at registration."""
-        return json.loads(self._artifact(model, alias, BASELINE_FILE).read_text())
+        return json.loads(self._artifact(model, alias, BASELINE_FILE))
 
     def reference_sample(self, model: str, alias: str = CHAMPION) -> pd.DataFrame:
         """The holdout sample with predictions and labels logged with the version."""
-        return pd.read_parquet(self._artifact(model, alias, REFERENCE_FILE))
+        return pd.read_parquet(io.BytesIO(self._artifact(model, alias, REFERENCE_FILE)))
 
     def profile(self, model: str, alias: str = CHAMPION) -> dict[str, Any]:
         """The per-feature profile of the training set."""
-        return json.loads(self._artifact(model, alias, PROFILE_FILE).read_text())
+        return json.loads(self._artifact(model, alias, PROFILE_FILE))
 
     # ---- internals ------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -342,9 +346,7 @@ class ModelRegistry:
                 with contextlib.suppress(MlflowException):  # another registration created it meanwhile
                     client.create_registered_model(model, tags={"driftloop.policy": policy.model}, description=policy.description or None)
 
-    def _log_run(self, experiment_id: str, policy: Policy, model: Any, training: Any, verdict: Any, decision_id: str | None, feature_service: str | None, key: str, sample: pd.DataFrame, prof: dict[str, Any]) -> tuple[str, str, str | None]:
-        import mlflow
-
+    def _log_run(self, experiment_id: str, policy: Policy, model: Any, training: Any, verdict: Any, decision_id: str | None, feature_service: str | None, key: str, sample: pd.DataFrame, prof: dict[str, Any]) -> tuple[str, str]:
         client = self._client()
         params = {
             "strategy": training.strategy, "window_start": training.window_start.isoformat(), "window_end": training.window_end.isoformat(),
@@ -359,20 +361,25 @@ class ModelRegistry:
         run_id = run.info.run_id
         baseline = {"overall": verdict.challenger["overall"], "segments": verdict.challenger["segments"]}
         try:
+            # Only explicit-URI client calls: no global tracking URI (MLflow's fluent API would
+            # also export it as MLFLOW_TRACKING_URI, leaking into the next Settings.from_env()).
+            from mlflow.entities import Metric, Param
+
+            now = int(time.time() * 1000)
+            metrics = _metric_dict(baseline) | {"fit_seconds": float(getattr(model, "fit_seconds", 0.0))}
             with self._service():
-                mlflow.set_tracking_uri(self.uri)
-                mlflow.set_registry_uri(self.uri)
-                with mlflow.start_run(run_id=run_id):
-                    mlflow.log_params(params)
-                    mlflow.log_metrics(_metric_dict(baseline) | {"fit_seconds": float(getattr(model, "fit_seconds", 0.0))})
-                    with tempfile.TemporaryDirectory(prefix="driftloop-run-") as tmp:
-                        folder = Path(tmp)
-                        (folder / BASELINE_FILE).write_text(json.dumps(_json_safe(baseline), indent=2))
-                        (folder / VERDICT_FILE).write_text(json.dumps(verdict.to_dict(), indent=2))
-                        (folder / PROFILE_FILE).write_text(json.dumps(_json_safe(prof), indent=2))
-                        sample.to_parquet(folder / REFERENCE_FILE, index=False)
-                        mlflow.log_artifacts(str(folder), artifact_path="driftloop")
-                    info = model.log_to_mlflow(training.train, name="model")
+                client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()], params=[Param(k, str(v)) for k, v in params.items()])
+                with tempfile.TemporaryDirectory(prefix="driftloop-run-") as tmp:
+                    folder = Path(tmp) / "driftloop"
+                    folder.mkdir()
+                    (folder / BASELINE_FILE).write_text(json.dumps(_json_safe(baseline), indent=2))
+                    (folder / VERDICT_FILE).write_text(json.dumps(verdict.to_dict(), indent=2))
+                    (folder / PROFILE_FILE).write_text(json.dumps(_json_safe(prof), indent=2))
+                    sample.to_parquet(folder / REFERENCE_FILE, index=False)
+                    client.log_artifacts(run_id, str(folder), artifact_path="driftloop")
+                    model.save_pyfunc(Path(tmp) / "model", training.train)
+                    client.log_artifacts(run_id, str(Path(tmp) / "model"), artifact_path="model")
+                client.set_terminated(run_id, status="FINISHED")
         except Exception as exc:
             with contextlib.suppress(Exception):
                 client.set_tag(run_id, "driftloop.status", "failed")
@@ -380,7 +387,7 @@ class ModelRegistry:
             if isinstance(exc, DriftloopError):
                 raise
             raise DriftloopError(f"logging the model run to MLflow at {self.uri} failed ({exc.__class__.__name__}: {exc}); no version was registered", fix="check the artifact store is writable and retry") from exc
-        return run_id, info.model_uri, getattr(info, "model_id", None)
+        return run_id, f"{run.info.artifact_uri}/model"
 
     def _settle(self, model: str, key: str, mine: int) -> ModelVersionInfo:
         """After a race, keep the lowest version with ``key``; delete ours if it lost."""
@@ -424,16 +431,15 @@ class ModelRegistry:
         created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat() if mv.creation_timestamp else ""
         return ModelVersionInfo(mv.name, int(mv.version), mv.run_id or "", mv.source or "", tuple(getattr(mv, "aliases", []) or []), dict(mv.tags or {}), params, metrics, created)
 
-    def _artifact(self, model: str, alias: str, name: str) -> Path:
+    def _artifact(self, model: str, alias: str, name: str) -> bytes:
         import mlflow
 
         info = self.get(model, alias) if not str(alias).isdigit() else self._require(model, int(alias))
         if info is None:
             raise DataError(f"model {model!r} has no {alias!r} version", fix=f"register one with 'driftloop train --policy {model}'")
-        folder = Path(tempfile.mkdtemp(prefix="driftloop-artifact-"))
-        with self._service():
-            path = mlflow.artifacts.download_artifacts(run_id=info.run_id, artifact_path=f"driftloop/{name}", dst_path=str(folder), tracking_uri=self.uri)
-        return Path(path)
+        with self._service(), tempfile.TemporaryDirectory(prefix="driftloop-artifact-") as folder:
+            path = mlflow.artifacts.download_artifacts(run_id=info.run_id, artifact_path=f"driftloop/{name}", dst_path=folder, tracking_uri=self.uri)
+            return Path(path).read_bytes()
 
 
 def _metric_dict(baseline: dict[str, Any]) -> dict[str, float]:

@@ -195,7 +195,8 @@ def _from_feast(policy: Policy, start: pd.Timestamp | None, end: pd.Timestamp, c
     except ImportError:
         raise ConfigError("no training data given and the Feast feature store is not available", fix="pass a parquet file with --data") from None
     first = start if start is not None else pd.Timestamp("1970-01-01", tz="UTC")
-    return training_set(policy, first, end, cohort=cohort, settings=settings)
+    # Feast's window is [start, end); ours is (start, end]: nudge end by 1 us, labels known by end
+    return training_set(policy, first, end + pd.Timedelta(microseconds=1), cohort=cohort, settings=settings, known_by=end)
 
 
 def _utc_series(values: pd.Series, name: str) -> pd.Series:

@@ -10,7 +10,7 @@
   deterministic TensorFlow ops.
 
 Same data and seed give the same predictions. Sample weights (cohort up-weighting) are
-passed to ``fit``. :meth:`TrainedModel.log_to_mlflow` logs the model as a pyfunc with a
+passed to ``fit``. :meth:`TrainedModel.save_pyfunc` saves the model as an MLflow pyfunc with a
 signature and an input example (see :mod:`components.training.pyfunc`).
 
 >>> import pandas as pd
@@ -84,13 +84,17 @@ class TrainedModel:
         inputs = Schema([*(ColSpec(AnyType(), c) for c in self.features), *(ColSpec("string", c) for c in self.categorical)])
         return ModelSignature(inputs=inputs, outputs=infer_signature(example, self.predict(example)).outputs)
 
-    def log_to_mlflow(self, example_source: pd.DataFrame, name: str = "model") -> Any:
-        """Log as a pyfunc in the active MLflow run; returns MLflow's ``ModelInfo``."""
+    def save_pyfunc(self, path: Path, example_source: pd.DataFrame) -> Path:
+        """Save as an MLflow pyfunc model directory (signature, input example, pinned requirements).
+
+        No MLflow run or tracking URI is involved; the registry uploads the directory.
+        """
         import tempfile
 
         import joblib
         import mlflow
         import sklearn
+
         from components.training.pyfunc import model_code
 
         example = self.input_example(example_source)
@@ -113,8 +117,8 @@ class TrainedModel:
                 wrapper = "SklearnProbaModel"
             code = folder / "driftloop_model.py"
             code.write_text(model_code(wrapper))
-            return mlflow.pyfunc.log_model(
-                name=name,
+            mlflow.pyfunc.save_model(
+                path=str(path),
                 python_model=str(code),
                 artifacts=artifacts,
                 model_config={"features": self.features, "categorical_features": self.categorical, "kind": self.kind},
@@ -122,6 +126,7 @@ class TrainedModel:
                 input_example=example,
                 pip_requirements=requirements,  # explicit: MLflow's inference would reload the model in a subprocess
             )
+        return path
 
 
 def train_model(policy: Policy, train: pd.DataFrame, weights: np.ndarray | None = None) -> TrainedModel:

@@ -18,7 +18,7 @@ from driftloop.errors import DataError, DriftloopError, ServiceUnavailable
 from driftloop.settings import Settings
 from tests.conftest import free_port
 
-from tests.components.registry.conftest import Trained
+from tests.components.registry.mlflow_fixtures import Trained, mlflow_server, trained  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -143,7 +143,7 @@ def test_failed_artifact_logging_leaves_no_version(registry: ModelRegistry, trai
     def fail(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(type(t.model), "log_to_mlflow", fail)
+    monkeypatch.setattr(type(t.model), "save_pyfunc", fail)
     with pytest.raises(DriftloopError, match="disk full.*no version was registered"):
         registry.register(t.policy, t.model, t.data, t.verdict, decision_id="x")
     assert registry.versions("broken") == []

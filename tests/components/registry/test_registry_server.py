@@ -15,7 +15,7 @@ import pytest
 from components.registry import CHAMPION, ModelRegistry
 from components.training.datasets import build_training_set
 from driftloop.settings import Settings
-from tests.components.registry.conftest import Trained
+from tests.components.registry.mlflow_fixtures import Trained, mlflow_server, trained  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 

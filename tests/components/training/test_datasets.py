@@ -12,6 +12,8 @@ from components.policy import Policy
 from components.training.datasets import build_training_set
 from driftloop.errors import ConfigError, DataError
 
+from tests.components.training.training_synth import frame, frame_factory, policy, policy_factory  # noqa: F401  (fixtures)
+
 pytestmark = pytest.mark.unit
 
 END = pd.Timestamp("2025-02-01", tz="UTC")

@@ -14,6 +14,8 @@ from components.training.evaluate import binary_metrics, evaluate
 from components.training.trainers import TrainedModel, train_model
 from driftloop.errors import ConfigError
 
+from tests.components.training.training_synth import frame, frame_factory, policy, policy_factory  # noqa: F401  (fixtures)
+
 pytestmark = pytest.mark.unit
 
 END = pd.Timestamp("2025-02-01", tz="UTC")

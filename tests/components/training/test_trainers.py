@@ -14,6 +14,8 @@ from components.training.datasets import build_training_set
 from components.training.trainers import train_model
 from driftloop.errors import ConfigError, DataError
 
+from tests.components.training.training_synth import frame, frame_factory, policy, policy_factory  # noqa: F401  (fixtures)
+
 pytestmark = pytest.mark.unit
 
 END = pd.Timestamp("2025-02-01", tz="UTC")

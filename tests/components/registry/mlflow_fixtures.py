@@ -1,4 +1,4 @@
-"""Reusable fixtures: a real MLflow tracking server on PostgreSQL, and a trained credit-like model.
+"""Reusable fixtures (import them into a test module): a real MLflow tracking server on PostgreSQL, and a trained credit-like model.
 
 ``mlflow_server`` (module scope) starts ``mlflow server`` on a fresh PostgreSQL database
 (backend store) with a local directory behind ``--serve-artifacts``, waits for
@@ -27,7 +27,7 @@ from components.policy import Policy
 from components.training.datasets import TrainingData, build_training_set
 from components.training.evaluate import Verdict, evaluate
 from components.training.trainers import TrainedModel, train_model
-from tests.components.training.conftest import make_frame, make_policy
+from tests.components.training.training_synth import make_frame, make_policy
 from tests.conftest import free_port, port_open
 
 MLFLOW = Path(sys.executable).parent / "mlflow"

@@ -1,4 +1,9 @@
-"""A small credit-like data set with segments, delayed labels and a known signal."""
+"""Synthetic credit-like data, a matching policy, and fixtures over them (import them into a test module).
+
+A small data set with segments, delayed labels and a known signal (x1, x2; x3 is noise). The
+fixtures live here, not in a conftest.py, because sibling conftest.py files clash under
+``--doctest-modules``.
+"""
 
 from __future__ import annotations
 
