@@ -92,3 +92,42 @@ def test_html_text_reads_without_javascript(report: MonitorReport) -> None:
     for reason in report.decision["reasons"]:
         assert reason.replace("<", "&lt;").replace(">", "&gt;") in text
     assert "FIRED" in text and "x2" in text
+
+
+@pytest.fixture(scope="module")
+def stream_report() -> MonitorReport:
+    """An error-rate jump half way through the window and a click-rate drop in cohort "b"."""
+    policy = policy_from_dict({
+        "model": "toy", "entity": "id", "label": "y", "features": ["x1"], "categorical_features": ["cohort"],
+        "monitors": [{"name": "errors", "type": "concept_drift", "detector": "adwin", "min_samples": 200},
+                     {"name": "ctr", "type": "sequential", "cohort_column": "cohort", "outcome": "click", "relative_drop": 0.3, "alpha": 0.01, "beta": 0.1}],
+        "actions": [{"when": ["errors"], "strategy": "recent_window", "window": "7d"}, {"when": ["ctr"], "strategy": "cohort", "priority": 1}],
+    })
+
+    def window(start: str, seed: int, late_flip: float, b_rate: float) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        n = 3000
+        x1 = rng.normal(size=n)
+        flip = np.where(np.arange(n) < n // 2, 0.05, late_flip)
+        cohort = rng.choice(["a", "b"], n)
+        y = np.where(rng.random(n) < flip, x1 <= 0, x1 > 0).astype(int)
+        click = (rng.random(n) < np.where(cohort == "b", b_rate, 0.5)).astype(int)
+        return pd.DataFrame({"event_timestamp": pd.date_range(start, periods=n, freq="min", tz="UTC"), "x1": x1,
+                             "cohort": cohort, "y": y, "click": click, "prediction": 1 / (1 + np.exp(-3 * x1))})
+
+    return run_monitors(policy, window("2025-01-01", 1, 0.05, 0.5), window("2025-02-01", 2, 0.3, 0.25))
+
+
+def test_html_plots_the_detector_trace_and_the_sprt_per_cohort(stream_report: MonitorReport) -> None:
+    assert stream_report.fired_monitors() == ["errors", "ctr"]
+    (err,) = stream_report.monitor("errors")["results"]
+    assert 1500 <= err["detected_at"] < 2000, "detects the jump at row 1500 soon after it"
+    sprt = {r["segment"]: r for r in stream_report.monitor("ctr")["results"]}
+    assert sprt["b"]["drift"] and not sprt["a"]["drift"]
+    trace = sprt["b"]["details"]["trace"]
+    assert trace[-1]["llr"] >= sprt["b"]["details"]["upper"] > trace[0]["llr"], "the LLR trace ends at the upper boundary"
+    assert stream_report.decision["cohort"] == "b"
+    page = render_html(stream_report, include_plotlyjs=False)
+    assert "errors: adwin on the error stream" in page and "detected" in page
+    assert "ctr: SPRT log-likelihood ratio per cohort" in page and "accept drop (H1)" in page
+    assert page.count('class="plotly-graph-div"') == 2
