@@ -80,10 +80,10 @@ def test_churn_before_onset_does_not_retrain(churn: Scenario) -> None:
     assert acc["statistic"] > 0.88
 
 
-def test_churn_after_onset_retrains_full_on_the_accuracy_floor(churn: Scenario) -> None:
+def test_churn_after_onset_retrains_on_the_accuracy_floor(churn: Scenario) -> None:
     report = churn.run("2025-07-01", "2025-09-01")
     d = report.decision
-    assert (d["action"], d["strategy"], d["window"]) == ("retrain", "full", None)
+    assert (d["action"], d["strategy"], d["window"]) == ("retrain", "recent_window", "3M")
     acc = report.monitor("accuracy_floor")
     assert acc["fired"] and acc["results"][0]["statistic"] < 0.85
     assert any(r.startswith("accuracy_floor: accuracy 0.7") and "< 0.85 (n=2000, 95% CI" in r for r in d["reasons"])
