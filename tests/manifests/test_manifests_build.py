@@ -11,6 +11,18 @@ from manifest_checks import MANIFESTS, OVERLAYS, REPO_ROOT, build, name_of
 
 pytestmark = pytest.mark.unit
 
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    """(name, objects) of each overlay; kustomize runs once per overlay per session (cached)."""
+    return request.param, build(MANIFESTS / "overlays" / request.param)
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, list[dict[str, Any]]]:
+    """Objects of every overlay by name."""
+    return {name: build(MANIFESTS / "overlays" / name) for name in OVERLAYS}
+
 POLICY_MODELS = sorted(p.stem for p in (REPO_ROOT / "policies").glob("*.yaml"))
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
 

@@ -12,9 +12,15 @@ from typing import Any
 
 import pytest
 import yaml
-from manifest_checks import MANIFESTS, REPO_ROOT
+from manifest_checks import MANIFESTS, OVERLAYS, REPO_ROOT, build
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    """(name, objects) of each overlay; kustomize runs once per overlay per session (cached)."""
+    return request.param, build(MANIFESTS / "overlays" / request.param)
 
 SOURCE = REPO_ROOT / "policies"
 COPIES = MANIFESTS / "base" / "policies"

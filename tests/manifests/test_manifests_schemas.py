@@ -10,6 +10,7 @@ import pytest
 from manifest_checks import (
     CORE_GROUPS,
     MANIFESTS,
+    OVERLAYS,
     build,
     core_errors,
     isvc_errors,
@@ -18,6 +19,12 @@ from manifest_checks import (
 )
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    """(name, objects) of each overlay; kustomize runs once per overlay per session (cached)."""
+    return request.param, build(MANIFESTS / "overlays" / request.param)
 
 # custom resources other than the InferenceService: apiVersion -> required spec paths
 STRUCTURAL: dict[tuple[str, str], tuple[str, ...]] = {

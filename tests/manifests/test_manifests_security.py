@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from manifest_checks import (
     MANIFESTS,
+    OVERLAYS,
     REPO_ROOT,
     build,
     image_problems,
@@ -19,6 +20,12 @@ from manifest_checks import (
 )
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    """(name, objects) of each overlay; kustomize runs once per overlay per session (cached)."""
+    return request.param, build(MANIFESTS / "overlays" / request.param)
 
 
 def test_no_security_problems(overlay: tuple[str, list[dict[str, Any]]]) -> None:
