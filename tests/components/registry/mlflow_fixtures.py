@@ -82,7 +82,7 @@ def running_mlflow_server(backend_uri: str, artifacts: Path, timeout: float = 12
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)  # the server runs uvicorn/gunicorn children in its own session
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -163,3 +163,25 @@ def test_missing_alias_is_none_and_missing_artifacts_a_data_error(registry: Mode
     assert registry.history("never-registered") == []
     with pytest.raises(DataError, match="no 'champion' version"):
         registry.baseline_metrics("never-registered")
+
+
+def test_a_lost_race_settles_on_the_first_version(registry: ModelRegistry, trained: Trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simulate a racing registration that did not see the other's version: the duplicate is deleted."""
+    t = _named(trained, "race")
+    first = registry.register(t.policy, t.model, t.data, t.verdict, decision_id="r")
+    real_find = registry.find
+    calls = {"n": 0}
+
+    def blind_once(model: str, key: str):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        return None if calls["n"] == 1 else real_find(model, key)
+
+    monkeypatch.setattr(registry, "find", blind_once)
+    again = registry.register(t.policy, t.model, t.data, t.verdict, decision_id="r")
+    assert calls["n"] == 2  # the pre-check was blind, the settle step saw both versions
+    assert again.version == first.version
+    assert [v.version for v in registry.versions("race")] == [first.version]
+    import mlflow
+
+    runs = mlflow.MlflowClient(registry.uri).search_runs([mlflow.MlflowClient(registry.uri).get_experiment_by_name("driftloop/race").experiment_id])
+    assert sorted(r.data.tags.get("driftloop.duplicate_of", "") for r in runs) == ["", str(first.version)]
