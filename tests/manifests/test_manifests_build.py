@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,19 +171,51 @@ def _secret_key_refs(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_sync_job_commands_match_the_cli() -> None:
-    """The PostSync job calls `driftloop submit/schedule` with options those commands have,
-    and every compiled pipeline is a name `--pipeline` accepts."""
-    from driftloop.commands.pipelines import PIPELINE_NAMES, schedule, submit
+    """The PostSync job calls `driftloop compile/submit/schedule` with options those
+    commands have, and every compiled pipeline is a name `--pipeline` accepts."""
+    from driftloop.commands.pipelines import PIPELINE_NAMES, compile_cmd, schedule, submit
 
     job = next(o for o in build(MANIFESTS / "base") if o["kind"] == "Job")
-    script = job["spec"]["template"]["spec"]["containers"][0]["args"][0].replace("\\\n", " ")
-    for command in (submit, schedule):
-        used = set(re.findall(rf"driftloop {command.name} ([^\n]*)", script)[0].split())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    script = container["args"][0].replace("\\\n", " ")
+    for name, command, required in (("compile", compile_cmd, {"--out"}), ("submit", submit, {"--pipeline", "--version-name", "--package"}),
+                                    ("schedule", schedule, {"--policy", "--pipeline", "--version-name"})):
+        calls = re.findall(rf"driftloop {name} ([^\n]*)", script)
+        assert len(calls) == 1, f"expected one `driftloop {name}` in the job"
+        flags = {u for u in calls[0].split() if u.startswith("--")}
         options = {o for p in command.params for o in p.opts}
-        flags = {u for u in used if u.startswith("--")}
-        assert {"--pipeline", "--version-name"} <= flags and flags <= options, f"driftloop {command.name}: {flags - options}"
+        assert required <= flags and flags <= options, f"driftloop {name}: unknown {flags - options} or missing {required - flags}"
     compiled = sorted(p.stem for p in (REPO_ROOT / "pipelines" / "compiled").glob("*.yaml"))
     assert set(compiled) <= set(PIPELINE_NAMES), compiled
-    envs = {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    envs = {e["name"] for e in container["env"]}
     host_option = next(p for p in submit.params if p.name == "host")
-    assert host_option.envvar in envs, "the job must tell the CLI where KFP is"
+    assert {host_option.envvar, "DRIFTLOOP_IMAGE"} <= envs, "the job must tell the CLI where KFP is and which image steps use"
+
+
+def test_sync_job_script_runs(tmp_path: Path) -> None:
+    """Run the job's shell script with a stand-in `driftloop` that logs its calls: one
+    compile, one upload per compiled pipeline, one schedule per policy, all with the same
+    version named after the image tag."""
+    job = next(o for o in build(MANIFESTS / "overlays" / "dev") if o["kind"] == "Job")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    policies, compiled, bin_dir = tmp_path / "policies", tmp_path / "compiled", tmp_path / "bin"
+    for d in (policies, compiled, bin_dir):
+        d.mkdir()
+    for model in ("churn", "fraud"):
+        (policies / f"{model}.yaml").write_text(f"model: {model}\n")
+    stub = bin_dir / "driftloop"
+    stub.write_text(
+        '#!/bin/sh\necho "$@" >> "$CALLS"\n'
+        f'if [ "$1" = compile ]; then touch {compiled}/train.yaml {compiled}/monitor.yaml; fi\n'
+    )
+    stub.chmod(0o755)
+    script = container["args"][0].replace("/etc/driftloop/policies", str(policies)).replace("/tmp/driftloop/compiled", str(compiled))
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    env |= {"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(tmp_path / "calls")}
+    subprocess.run([*container["command"], script], env=env, check=True, timeout=30)
+    calls = [line.split() for line in (tmp_path / "calls").read_text().splitlines()]
+    assert [c[0] for c in calls] == ["compile", "submit", "submit", "schedule", "schedule"]
+    versions = {c[c.index("--version-name") + 1] for c in calls[1:]}
+    assert len(versions) == 1 and versions.pop().startswith("0.1.0-dev-")
+    assert sorted(c[c.index("--pipeline") + 1] for c in calls[1:3]) == ["monitor", "train"]
+    assert sorted(Path(c[c.index("--policy") + 1]).stem for c in calls[3:]) == ["churn", "fraud"]
