@@ -35,11 +35,12 @@ class LocalRun:
     state: str
     seconds: float
     pipeline_root: Path
+    run_dir: Path
     outputs: dict[str, Any] = field(default_factory=dict)
 
     def artifacts(self, pattern: str = "*") -> list[Path]:
-        """Files the run's tasks wrote under the pipeline root, matching ``pattern``."""
-        return sorted(p for p in self.pipeline_root.rglob(pattern) if p.is_file() and ".kfp_cache" not in p.parts)
+        """Files this run's tasks wrote (one directory per task), matching ``pattern``."""
+        return sorted(p for p in self.run_dir.rglob(pattern) if p.is_file())
 
     def task_dirs(self) -> list[str]:
         """Names of the tasks that wrote outputs (one directory each)."""
@@ -63,10 +64,14 @@ def local_arguments(pipeline: str, policy_yaml: str, workdir: Path, source: str,
 @contextlib.contextmanager
 def local_env(workdir: Path) -> Iterator[None]:
     """Make the project importable in task subprocesses and point them at ``workdir``."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "DRIFTLOOP_WORKDIR")}
+    from components.kfp.runtime import settings_for
+
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "DRIFTLOOP_WORKDIR", "MLFLOW_TRACKING_URI")}
     paths = [str(REPO_ROOT), *(p for p in (saved["PYTHONPATH"] or "").split(os.pathsep) if p)]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     os.environ["DRIFTLOOP_WORKDIR"] = str(Path(workdir).resolve())
+    # MLflow's own default store too, so library code that relies on it finds the same one.
+    os.environ["MLFLOW_TRACKING_URI"] = settings_for(str(workdir)).mlflow_tracking_uri
     try:
         yield
     finally:
@@ -95,6 +100,7 @@ def run_pipeline(pipeline: str, policy_yaml: str, workdir: Path, source: str = "
     func = build_pipeline(pipeline, target="local")
     init_local(root)
     args = local_arguments(pipeline, policy_yaml, workdir, source, params or {})
+    before = set(root.iterdir())
     started = time.perf_counter()
     with local_env(workdir), warnings.catch_warnings(), _spinner(progress, f"running pipeline {pipeline} locally"):
         # The project image name has no "python" in it; kfp.local warns about that for every task.
@@ -103,8 +109,11 @@ def run_pipeline(pipeline: str, policy_yaml: str, workdir: Path, source: str = "
             task = func(**args)
         except RuntimeError as exc:
             raise DriftloopError(f"local pipeline {pipeline!r} failed: {_ANSI.sub('', str(exc))}", fix=f"read the failing task's log above; outputs are under {root}") from None
+    seconds = time.perf_counter() - started
+    # kfp.local writes each run under <root>/<pipeline name>-<timestamp>/<task>/.
+    run_dir = max(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime, default=root)
     outputs = dict(task.outputs) if getattr(task, "outputs", None) else {}
-    return LocalRun(pipeline, "SUCCEEDED", time.perf_counter() - started, root, {k: v for k, v in outputs.items() if isinstance(v, str | int | float | bool)})
+    return LocalRun(pipeline, "SUCCEEDED", seconds, root, run_dir, {k: v for k, v in outputs.items() if isinstance(v, str | int | float | bool)})
 
 
 @contextlib.contextmanager

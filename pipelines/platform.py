@@ -72,6 +72,8 @@ def server_step(task: Any, target: str, *, cpu: str = "1", memory: str = "2Gi", 
     task.set_cpu_limit(cpu)
     task.set_memory_limit(memory)
     kubernetes.use_config_map_as_env(task, config_map_name=SETTINGS_CONFIG_MAP, config_map_key_to_env=_SETTINGS_ENV, optional=True)
+    # MLflow's own default store as well, for code paths that use the global tracking URI.
+    kubernetes.use_config_map_as_env(task, config_map_name=SETTINGS_CONFIG_MAP, config_map_key_to_env={"DRIFTLOOP_MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI"}, optional=True)
     kubernetes.use_secret_as_env(task, secret_name=MLFLOW_SECRET, secret_key_to_env=_MLFLOW_ENV, optional=True)
     if feast:
         kubernetes.use_secret_as_env(task, secret_name=FEAST_SECRET, secret_key_to_env=_FEAST_ENV, optional=True)

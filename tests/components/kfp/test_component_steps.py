@@ -86,7 +86,8 @@ def test_decide_acts_on_a_retrain_once_per_window(tmp_path: Path) -> None:
     md = Markdown(uri=str(tmp_path / "d.md"))
     work = str(tmp_path / "work")
     first = monitor_steps.decide.python_func(policy="churn", report=_report(tmp_path, True, "2025-10-01"), workdir=work, emergency=False, decision_md=md)
-    assert (first.action, first.strategy, first.end) == ("retrain", "full", "2025-10-01")
+    action = next(a for a in runtime.resolve_policy("churn").actions if "accuracy_floor" in a.when)
+    assert (first.action, first.strategy, first.window, first.end) == ("retrain", action.strategy, action.window or "", "2025-10-01")
     assert "accuracy_floor: accuracy 0.76 < 0.85" in Path(md.path).read_text()
     again = monitor_steps.decide.python_func(policy="churn", report=_report(tmp_path, True, "2025-10-01"), workdir=work, emergency=False, decision_md=md)
     assert again.action == "none" and again.idempotency_key == first.idempotency_key

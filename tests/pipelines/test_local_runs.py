@@ -1,0 +1,87 @@
+"""Whole pipelines run with kfp.local's SubprocessRunner on churn scenario data.
+
+One work directory (MLflow on SQLite, the decision ledger) is shared by the runs, in
+order: train the first champion; a pre-onset window must not trigger a retrain; a
+post-onset window retrains, gates and registers a challenger; re-running that window does
+not retrain again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from components.data.scenarios import generate
+from components.kfp.runtime import policy_text, resolve_policy
+from components.registry import ModelRegistry
+from driftloop.settings import Settings
+from pipelines.local import LocalRun, run_pipeline
+
+pytestmark = pytest.mark.e2e
+
+REFERENCE = {"reference_start": "2024-01-01", "reference_end": "2025-01-01"}
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    root = tmp_path_factory.mktemp("loop")
+    source = root / "churn.parquet"
+    generate("churn", rows=6000, seed=0).to_parquet(source, index=False)  # 250 customers a month, onset 2025-07
+    yield {"workdir": root / "work", "source": str(source), "registry": ModelRegistry(Settings(workdir=root / "work"))}
+
+
+def _run(loop: dict[str, object], pipeline: str, **params: object) -> LocalRun:
+    return run_pipeline(pipeline, policy_text("churn"), workdir=loop["workdir"], source=str(loop["source"]), params=params)  # type: ignore[arg-type]
+
+
+def _report(run: LocalRun) -> dict:
+    (path,) = run.artifacts("report")
+    return json.loads(path.read_text())
+
+
+def test_train_pipeline_registers_a_gated_challenger(loop: dict[str, object]) -> None:
+    run = _run(loop, "train", strategy="full", end="2025-01-01")
+    assert run.outputs == {"Output": True}
+    registry: ModelRegistry = loop["registry"]  # type: ignore[assignment]
+    challenger = registry.get("churn", "challenger")
+    assert challenger is not None and challenger.version == 1
+    assert challenger.tags["driftloop.window"] == "2024-01-01T00:00:00+00:00/2025-01-01T00:00:00+00:00"
+    assert {"train", "evaluate", "register"} <= set(run.task_dirs())
+    assert "PASSED" in run.artifacts("verdict_md")[0].read_text()
+    registry.promote("churn", 1, reason="first model")  # what a successful canary rollout does
+
+
+def test_monitor_pipeline_stays_quiet_before_the_onset(loop: dict[str, object]) -> None:
+    run = _run(loop, "monitor", current_start="2025-03-01", current_end="2025-04-01", **REFERENCE)
+    assert run.outputs["Output"] != "retrain"
+    report = _report(run)
+    assert report["model_version"] == "1"  # scored by the champion: the data has no predictions
+    assert not next(m for m in report["monitors"] if m["name"] == "accuracy_floor")["fired"]
+    assert run.artifacts("report_html") and run.seconds < 120
+
+
+def test_monitor_and_retrain_retrains_after_the_onset_once(loop: dict[str, object]) -> None:
+    registry: ModelRegistry = loop["registry"]  # type: ignore[assignment]
+    policy = resolve_policy("churn")
+    window = {"current_start": "2025-09-01", "current_end": "2025-10-01", **REFERENCE}
+    run = _run(loop, "monitor_and_retrain", **window)
+    assert run.outputs["Output"] == "retrain"
+    report = _report(run)
+    acc = next(m for m in report["monitors"] if m["name"] == "accuracy_floor")
+    action = next(a for a in policy.actions if "accuracy_floor" in a.when)
+    assert acc["fired"] and report["decision"]["strategy"] == action.strategy
+    assert "accuracy_floor" in run.artifacts("decision_md")[0].read_text()
+    challenger = registry.get("churn", "challenger")
+    assert challenger is not None and challenger.version == 2
+    assert challenger.tags["driftloop.decision_id"] == report["decision"]["idempotency_key"]
+    assert challenger.tags["driftloop.window"].endswith("/2025-10-01T00:00:00+00:00")
+    assert registry.get("churn", "champion").version == 1  # only a rollout promotes
+
+    again = _run(loop, "monitor_and_retrain", **window)
+    assert again.outputs["Output"] == "none"
+    assert "Already acted on" in again.artifacts("decision_md")[0].read_text()
+    assert "build-training-data" not in again.task_dirs()
+    assert [v.version for v in registry.versions("churn")] == [2, 1]
