@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import random
 import sys
 import time
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inject-latency-ms", type=float, default=0.0, help="TEST HOOK: sleep this long per request")
     p.add_argument("--inject-error-rate", type=float, default=0.0, help="TEST HOOK: fail this share of requests with HTTP 500")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--access-log", action="store_true", help="log every request (uvicorn access log)")
     return p
 
 
@@ -223,7 +225,10 @@ def main(argv: list[str] | None = None) -> None:
         inject_error_rate=args.inject_error_rate, seed=args.seed,
     )
     model.load()
-    kserve.ModelServer(http_port=args.http_port, enable_grpc=False, enable_latency_logging=False).start([model])
+    server = kserve.ModelServer(http_port=args.http_port, enable_grpc=False, enable_latency_logging=False)
+    if not args.access_log:  # a log line per request costs more than the prediction itself
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    server.start([model])
 
 
 if __name__ == "__main__":

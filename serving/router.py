@@ -20,8 +20,10 @@ would). Every response carries ``x-served-by: champion|challenger``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +113,12 @@ def create_app(champion: str, challenger: str | None = None, percent: int = 0, t
         Route("/v1/{rest:path}", forward, methods=["GET", "POST"]),
         Route("/v2/{rest:path}", forward, methods=["GET", "POST"]),
     ]
-    return Starlette(routes=routes, on_shutdown=[client.aclose])
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,6 +32,8 @@ LABELLED_METRICS = ("accuracy", "ctr")
 LATENCY_FLOOR_SECONDS = 0.005
 # The confidence sequence is tightest around rho / 0.25 observations per arm.
 CS_RHO = 25.0
+# PSI needs about ten predictions per histogram bucket in each arm before it means anything.
+PSI_MIN_PER_BUCKET = 10
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,24 @@ def psi(expected: Sequence[float], actual: Sequence[float], eps: float = 1e-4) -
     return total
 
 
+def psi_debiased(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """PSI with a half-count per bucket, minus its expected value when both samples come from
+    one distribution, ``(k - 1)(1/n1 + 1/n2)``, so small samples do not look like a shift.
+
+    >>> round(psi_debiased([50, 50], [50, 50]), 3)
+    0.0
+    >>> round(psi_debiased([900, 100], [500, 500]), 3)
+    0.874
+    """
+    k = len(expected)
+    e = [x + 0.5 for x in expected]
+    a = [x + 0.5 for x in actual]
+    n1, n2 = float(sum(expected)), float(sum(actual))
+    if n1 <= 0 or n2 <= 0:
+        return float("nan")
+    return max(0.0, psi(e, a) - (k - 1) * (1 / n1 + 1 / n2))
+
+
 def _fmt(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
 
@@ -181,13 +201,15 @@ def _check_latency(check: Any, champ: ArmStats, chal: ArmStats) -> CheckResult:
 
 
 def _check_shift(check: Any, champ: ArmStats, chal: ArmStats) -> CheckResult:
-    value = psi(champ.prediction_counts, chal.prediction_counts) if champ.prediction_counts and chal.prediction_counts else float("nan")
-    if math.isnan(value):
-        return CheckResult("prediction_shift", None, check.max, None, "prediction_shift: no predictions from one arm yet")
+    n1, n2 = int(sum(champ.prediction_counts)), int(sum(chal.prediction_counts))
+    need = PSI_MIN_PER_BUCKET * max(len(champ.prediction_counts), 1)
+    if min(n1, n2) < need:  # PSI on a handful of predictions is noise: no data, not a pass
+        return CheckResult("prediction_shift", None, check.max, None, f"prediction_shift: {n2} challenger / {n1} champion predictions < {need}")
+    value = psi_debiased(champ.prediction_counts, chal.prediction_counts)
     limit = check.max if check.max is not None else 0.25
     if value > limit:
-        return CheckResult("prediction_shift", value, limit, False, f"prediction_shift PSI {_fmt(value)} > {_fmt(limit)}")
-    return CheckResult("prediction_shift", value, limit, True, f"prediction_shift PSI {_fmt(value)} ok")
+        return CheckResult("prediction_shift", value, limit, False, f"prediction_shift PSI {_fmt(value)} > {_fmt(limit)} (n={n2} vs {n1})")
+    return CheckResult("prediction_shift", value, limit, True, f"prediction_shift PSI {_fmt(value)} ok (n={n2} vs {n1})")
 
 
 def _check_labelled(check: Any, champ: ArmStats, chal: ArmStats, alpha: float, min_n: int) -> list[CheckResult]:

@@ -94,17 +94,22 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root}/mlflow.db"
     os.environ.setdefault("MLFLOW_ARTIFACT_ROOT", str(root / "artifacts"))
-    versions = {"good1": register(uri, root, 1), "good2": register(uri, root, 2), "bad": register(uri, root, 3, invert=True)}
+    import mlflow
+
+    good1 = register(uri, root, 1)
+    # a second version of the same good model: cheaper than logging another one
+    good2 = str(mlflow.register_model(MlflowClient(uri).get_model_version(MODEL, good1).source, MODEL).version)
+    versions = {"good1": good1, "good2": good2, "bad": register(uri, root, 3, invert=True)}
     MlflowClient(uri).set_registered_model_alias(MODEL, "champion", versions["good1"])
     return Store(uri, root, versions)
 
 
-def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 90) -> None:
+def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 90, log: Path | None = None) -> None:
     """Poll KServe's readiness endpoint until it answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:] if log else ''}")
         try:
             if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
                 return
@@ -121,12 +126,16 @@ def predictor_process(store: Store, uri: str, log_dir: Path, *extra: str) -> Ite
     cmd = [sys.executable, "-m", "serving.predictor", "--model-name", MODEL, "--model-uri", uri,
            "--http-port", str(port), "--log-dir", str(log_dir), "--tracking-uri", store.tracking_uri, *extra]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err_path = log_dir.parent / f"predictor-{port}.log"
+    err_path.parent.mkdir(parents=True, exist_ok=True)
+    err = open(err_path, "wb")  # a file, not a pipe: a full pipe would block the server
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=err, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, proc)
+        wait_ready(url, proc, log=err_path)
         yield url
     finally:
+        err.close()
         proc.terminate()
         try:
             proc.wait(timeout=15)
@@ -145,3 +154,90 @@ def start_predictor(store: Store, tmp_path: Path) -> Iterator[Callable[..., str]
             return stack.enter_context(predictor_process(store, uri, log_dir or tmp_path / "predlog", *extra))
 
         yield start
+
+
+class AliasRegistry:
+    """Registry stand-in with the components.registry interface the controller uses, backed by
+    real MLflow aliases; records promote/rollback calls."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri)
+        self.events: list[tuple[str, str, str]] = []
+
+    def get(self, model: str, alias: str):
+        return self.client.get_model_version_by_alias(model, alias)
+
+    def promote(self, model: str, version: str, actor: str, reason: str) -> None:
+        old = self.client.get_model_version_by_alias(model, "champion").version
+        self.client.set_registered_model_alias(model, "champion", version)
+        self.client.set_registered_model_alias(model, "previous_champion", old)
+        self.events.append(("promote", version, reason))
+
+    def rollback(self, model: str, actor: str, reason: str) -> None:
+        self.client.set_model_version_tag(model, self.client.get_model_version_by_alias(model, "champion").version, "last_rollback", reason)
+        self.events.append(("rollback", "", reason))
+
+
+@pytest.fixture
+def registry(store: Store) -> AliasRegistry:
+    """Aliases reset to champion=good1 for each test."""
+    reg = AliasRegistry(store.tracking_uri)
+    reg.client.set_registered_model_alias(MODEL, "champion", store.versions["good1"])
+    return reg
+
+
+class Traffic:
+    """Background clients sending labelled requests with unique ids; records every response."""
+
+    def __init__(self, url: str, threads: int = 8, seed: int = 11) -> None:
+        import threading
+
+        self.url = url
+        self.data = make_data(20000, seed)
+        self.results: list[tuple[str, int, str, int]] = []  # request id, status, served by, label
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._next = 0
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _take(self) -> int:
+        with self._lock:
+            self._next = (self._next + 1) % len(self.data)
+            return self._next
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                i = self._take()
+                row = self.data.iloc[i]
+                rid = f"t{i}-{time.monotonic_ns()}"
+                inst = {c: float(row[c]) for c in NUMERIC} | {"segment": row["segment"]}
+                try:
+                    r = client.post(f"{self.url}/v1/models/{MODEL}:predict", json={"instances": [inst]}, headers={"x-request-id": rid})
+                    status, served = r.status_code, r.headers.get("x-served-by", "?")
+                except httpx.HTTPError:
+                    status, served = -1, "?"
+                with self._lock:
+                    self.results.append((rid, status, served, int(row["label"])))
+
+    def __enter__(self) -> Traffic:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+    def labels(self) -> pd.DataFrame:
+        """Delayed labels of every request answered so far."""
+        with self._lock:
+            rows = [(rid, label) for rid, status, _, label in self.results if status == 200]
+        return pd.DataFrame(rows, columns=["request_id", "label"])
+
+    def failures(self) -> list[tuple[str, int, str, int]]:
+        with self._lock:
+            return [r for r in self.results if r[1] != 200]

@@ -104,3 +104,24 @@ def test_sequential_test_detects_a_real_drop_and_rarely_fires_when_equal() -> No
     assert (null >= 0).mean() <= 0.05  # false rollbacks despite 80 looks each
     worse = first_crossing(0.85, 0.60)
     assert (worse >= 0).mean() == 1.0 and np.median(worse) <= 300
+
+
+def test_debiased_psi_false_alarms_and_detection_at_small_samples() -> None:
+    from serving.canary.analysis import psi_debiased
+
+    rng = np.random.default_rng(3)
+    edges = np.linspace(0, 1, 11)
+
+    def hist(a: float, b: float, n: int) -> list[float]:
+        return list(np.histogram(rng.beta(a, b, n), edges)[0].astype(float))
+
+    null = [psi_debiased(hist(2, 5, 100), hist(2, 5, 100)) for _ in range(300)]
+    assert np.mean(np.array(null) > 0.25) < 0.05
+    shifted = [psi_debiased(hist(2, 5, 100), hist(5, 2, 100)) for _ in range(50)]
+    assert min(shifted) > 0.25
+
+
+def test_shift_with_too_few_predictions_is_no_data() -> None:
+    few = (1, 2, 3, 4, 5, 5, 4, 3, 2, 1)
+    d = analyse_step(ROLLOUT, arm(), arm("2", prediction_counts=few), step=0)
+    assert d.action == "hold" and d.reasons == ["prediction_shift: 30 challenger / 300 champion predictions < 100"]

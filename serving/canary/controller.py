@@ -1,0 +1,249 @@
+"""The canary controller: step traffic to the challenger, analyse, promote or roll back.
+
+:func:`run_rollout` checks everything it can before any traffic moves (the challenger
+resolves and starts, labelled checks have labels, the metric source is online), then walks
+``policy.rollout.steps``: set the traffic share, wait one interval, read both arms' metrics
+(counters since the rollout started) and labelled outcomes (prediction log joined with
+delayed labels), and ask :func:`serving.canary.analysis.analyse_step`. Promotion moves
+100% to the challenger and swaps the registry aliases; rollback sends everything back to
+the champion and records the reason in the registry. Clock and sleep are injectable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from driftloop.errors import ConfigError, DriftloopError, ServiceUnavailable
+from serving.canary.analysis import LABELLED_METRICS, ArmStats, Outcome, StepDecision, analyse_step
+from serving.canary.backends import TrafficBackend
+from serving.prometheus import ArmSnapshot, MetricsSource, arm_snapshot
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from components.policy import Policy
+
+
+class Registry(Protocol):
+    """What the controller needs from the model registry (components.registry.ModelRegistry)."""
+
+    def get(self, model: str, alias: str) -> Any: ...
+
+    def promote(self, model: str, version: str, actor: str, reason: str) -> Any: ...
+
+    def rollback(self, model: str, actor: str, reason: str) -> Any: ...
+
+
+@dataclass
+class RolloutResult:
+    """How the rollout ended, why, and every analysed step."""
+
+    outcome: Literal["promoted", "rolled_back"]
+    reason: str
+    champion_version: str
+    challenger_version: str
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _version_of(entry: Any) -> str:
+    """A registry answer (ModelVersion, dict, str or int) as a version string."""
+    if entry is None:
+        raise LookupError("no such alias")
+    if isinstance(entry, dict):
+        return str(entry["version"])
+    return str(getattr(entry, "version", entry))
+
+
+def format_step(index: int, total: int, percent: int, decision: StepDecision) -> str:
+    """One readable line per analysed step.
+
+    >>> format_step(0, 4, 10, StepDecision("hold", ["error_rate 0.034 > 0.01 (challenger, n=412)"]))
+    'step 1/4 at 10%: hold - error_rate 0.034 > 0.01 (challenger, n=412)'
+    """
+    return f"step {index + 1}/{total} at {percent}%: {decision.action} - {'; '.join(decision.reasons[:3])}"
+
+
+def labelled_outcomes(log_df: pd.DataFrame, labels: pd.DataFrame, label: str, metrics: set[str], segment: str | None) -> dict[str, dict[str, Outcome]]:
+    """Per model version: accuracy (prediction >= 0.5 equals the label) and ctr (label rate),
+    overall and per segment, from the prediction log joined with delayed labels by request id.
+
+    >>> import pandas as pd
+    >>> log = pd.DataFrame({"request_id": ["a", "b", "c"], "model_version": ["1", "1", "2"], "prediction": [0.9, 0.2, 0.7], "seg": ["x", "y", "x"]})
+    >>> out = labelled_outcomes(log, pd.DataFrame({"request_id": ["a", "b", "c"], "y": [1, 1, 0]}), "y", {"accuracy"}, "seg")
+    >>> out["1"]["accuracy"], out["2"]["accuracy[x]"]
+    (Outcome(n=2, successes=1), Outcome(n=1, successes=0))
+    """
+    from serving.prediction_log import join_labels
+
+    if label not in labels.columns:
+        raise ConfigError(f"labels frame has no column {label!r}", fix="give request_id and the policy's label column")
+    joined = join_labels(log_df, labels[["request_id", label]])
+    out: dict[str, dict[str, Outcome]] = {}
+    for version, group in joined.groupby("model_version"):
+        y = group[label].astype(int)
+        hits = {"accuracy": ((group["prediction"] >= 0.5).astype(int) == y), "ctr": y == 1}
+        arm: dict[str, Outcome] = {}
+        for metric in metrics:
+            arm[metric] = Outcome(len(group), int(hits[metric].sum()))
+            if segment and segment in group.columns:
+                for seg, idx in group.groupby(segment).groups.items():
+                    arm[f"{metric}[{seg}]"] = Outcome(len(idx), int(hits[metric].loc[idx].sum()))
+        out[str(version)] = arm
+    return out
+
+
+def preflight(policy: Policy, registry: Registry, challenger_uri: str, labels: Any, log_dir: Any) -> tuple[str, str]:
+    """Everything checkable before traffic moves; returns (champion, challenger) versions."""
+    rollout = policy.rollout
+    if not rollout.checks:
+        raise ConfigError("rollout.checks is empty: nothing would guard the rollout", fix="add checks, e.g. {metric: error_rate, max: 0.01}")
+    for i, check in enumerate(rollout.checks):
+        if check.metric in LABELLED_METRICS and (labels is None or log_dir is None):
+            raise ConfigError(f"rollout.checks[{i}] ({check.metric}) needs delayed labels joined to the prediction log",
+                              fix="pass a labels source and the prediction log directory, or remove the check")
+        if check.max is None and check.max_ratio is None and check.max_drop is None:
+            raise ConfigError(f"rollout.checks[{i}] ({check.metric}) has no threshold", fix="set max, max_ratio or max_drop")
+    try:
+        champion = _version_of(registry.get(policy.model, "champion"))
+    except DriftloopError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"model {policy.model!r} has no champion version in the registry: {exc}", fix="promote a version first (driftloop registry)") from None
+    challenger = _resolve(registry, policy.model, challenger_uri)
+    if challenger == champion:
+        raise ConfigError(f"challenger {challenger_uri} is the champion (version {champion})", fix="register a new version as the challenger")
+    return champion, challenger
+
+
+def _resolve(registry: Registry, model: str, uri: str) -> str:
+    from serving.predictor import parse_model_uri
+
+    name, alias, version = parse_model_uri(uri)
+    if name != model:
+        raise ConfigError(f"challenger URI {uri!r} names model {name!r}, the policy serves {model!r}", fix=f"use models:/{model}@challenger")
+    if version is not None:
+        return version
+    try:
+        return _version_of(registry.get(model, str(alias)))
+    except DriftloopError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"challenger URI {uri!r} does not resolve: {exc}", fix=f"register a version and set the alias: models:/{model}@{alias}") from None
+
+
+def run_rollout(
+    policy: Policy | dict[str, Any],
+    backend: TrafficBackend,
+    metrics_source: MetricsSource,
+    registry: Registry,
+    *,
+    challenger_uri: str | None = None,
+    labels: Callable[[], pd.DataFrame] | None = None,
+    log_dir: str | Path | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    max_no_data_holds: int = 5,
+    on_step: Callable[[str], None] | None = None,
+    actor: str = "driftloop-rollout",
+) -> RolloutResult:
+    """Roll ``challenger_uri`` (default ``models:/<model>@challenger``) out by canary steps.
+
+    Errors found before traffic moves raise ConfigError / ServiceUnavailable. Once traffic
+    has moved, any failure sends it back to the champion and ends as ``rolled_back``.
+    """
+    from components.policy import Policy, policy_from_dict
+
+    if not isinstance(policy, Policy):
+        policy = policy_from_dict(policy)
+    rollout, model = policy.rollout, policy.model
+    challenger_uri = challenger_uri or f"models:/{model}@challenger"
+    champion_v, challenger_v = preflight(policy, registry, challenger_uri, labels, log_dir)
+    backend.deploy_challenger(f"models:/{model}/{challenger_v}")
+    backend.wait_ready()
+    if not _wait_online(metrics_source, clock, sleep):
+        backend.rollback()
+        raise ServiceUnavailable(f"the metrics source {_describe(metrics_source)} is offline", fix="start Prometheus or the model servers' /metrics, or fix DRIFTLOOP_PROMETHEUS_URL")
+    metrics = {c.metric for c in rollout.checks if c.metric in LABELLED_METRICS}
+    say = on_step or (lambda line: None)
+    started = datetime.fromtimestamp(clock(), timezone.utc)
+    base = {v: arm_snapshot(metrics_source, model, v) for v in (champion_v, challenger_v)}
+    result = RolloutResult("rolled_back", "", champion_v, challenger_v)
+
+    def finish(outcome: Literal["promoted", "rolled_back"], reason: str) -> RolloutResult:
+        result.outcome, result.reason = outcome, reason
+        if outcome == "promoted":
+            backend.promote()
+            registry.promote(model, challenger_v, actor, reason)
+        else:
+            backend.rollback()
+            registry.rollback(model, actor, f"challenger version {challenger_v} rolled back: {reason}")
+        say(f"{outcome.replace('_', ' ')}: {reason}")
+        return result
+
+    step, failed, no_data_holds = 0, 0, 0
+    try:
+        backend.set_traffic(rollout.steps[0])
+        step_base = {v: arm_snapshot(metrics_source, model, v) for v in base}
+        step_started = clock()
+        while True:
+            sleep(rollout.interval_seconds)
+            now = {v: arm_snapshot(metrics_source, model, v) for v in base}
+            outcomes: dict[str, dict[str, Outcome]] = {}
+            if metrics and labels is not None and log_dir is not None:
+                from serving.prediction_log import read_log
+
+                outcomes = labelled_outcomes(read_log(log_dir, model, start=started), labels(), policy.label, metrics, policy.segment_column)
+            arms = [_arm(v, now[v].minus(base[v]), now[v].minus(step_base[v]), outcomes.get(v, {})) for v in (champion_v, challenger_v)]
+            decision = analyse_step(rollout, arms[0], arms[1], step, failed_before=failed)
+            percent = rollout.steps[step]
+            result.steps.append({"percent": percent, "started_at": datetime.fromtimestamp(step_started, timezone.utc).isoformat(),
+                                 "analysed_at": datetime.fromtimestamp(clock(), timezone.utc).isoformat(),
+                                 "decision": decision.action, "reasons": decision.reasons, "checks": [c.to_dict() for c in decision.checks]})
+            say(format_step(step, len(rollout.steps), percent, decision))
+            failed += decision.failed
+            if decision.action == "rollback":
+                return finish("rolled_back", decision.reasons[0] if decision.reasons else "analysis failed")
+            if decision.action == "promote":
+                return finish("promoted", f"all checks passed at every step {rollout.steps}")
+            if decision.action == "hold":
+                no_data_holds = no_data_holds + 1 if decision.failed == 0 else 0
+                if no_data_holds > max_no_data_holds:
+                    return finish("rolled_back", f"no data for {no_data_holds} intervals at {percent}%: {decision.reasons[0]}")
+                continue
+            no_data_holds = 0
+            step += 1
+            backend.set_traffic(rollout.steps[step])
+            step_base, step_started = now, clock()
+    except DriftloopError as exc:
+        if result.reason:
+            raise
+        return finish("rolled_back", f"aborted at step {step + 1}: {exc}")
+
+
+def _wait_online(source: MetricsSource, clock: Callable[[], float], sleep: Callable[[float], None], timeout: float = 15.0) -> bool:
+    deadline = clock() + timeout
+    while not source.is_online():
+        if clock() >= deadline:
+            return False
+        sleep(0.5)
+    return True
+
+
+def _describe(source: MetricsSource) -> str:
+    return str(getattr(source, "url", None) or getattr(source, "targets", None) or type(source).__name__)
+
+
+def _arm(version: str, cum: ArmSnapshot, step: ArmSnapshot, outcomes: dict[str, Outcome]) -> ArmStats:
+    return ArmStats(
+        version=version, requests=int(cum.requests), errors=int(cum.errors), step_requests=int(step.requests),
+        latency_p95=cum.latency_quantile(0.95), latency_p99=cum.latency_quantile(0.99),
+        prediction_counts=cum.prediction_counts(), outcomes=outcomes,
+    )

@@ -1,0 +1,225 @@
+"""Local traffic backend: KServe ModelServer processes behind :mod:`serving.router`.
+
+Every process is a ``sys.executable -m serving.predictor`` (or ``-m serving.router``)
+subprocess on 127.0.0.1; :meth:`LocalBackend.close` terminates all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from driftloop.errors import ServiceUnavailable
+from serving.canary.backends import check_percent
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ManagedProcess:
+    """A child server process with a readiness URL."""
+
+    def __init__(self, cmd: list[str], ready_url: str, log_path: Path) -> None:
+        self.cmd = cmd
+        self.ready_url = ready_url
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        self.proc = subprocess.Popen(cmd, cwd=_REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
+                raise ServiceUnavailable(f"{' '.join(self.cmd[2:4])} exited with code {self.proc.returncode}: {' | '.join(tail)}",
+                                         fix=f"see {self.log_path}")
+            try:
+                if httpx.get(self.ready_url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise ServiceUnavailable(f"{self.ready_url} not ready after {timeout:.0f}s", fix=f"see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class LocalBackend:
+    """Champion and challenger predictor processes behind one router process.
+
+    ``challenger_args`` are extra predictor flags for the challenger (the fault tests pass
+    ``--inject-error-rate`` / ``--inject-latency-ms``). ``challenger_port`` pins the port so
+    a Prometheus config can list it in advance.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        champion_uri: str,
+        *,
+        tracking_uri: str,
+        log_dir: str | Path,
+        work_dir: str | Path | None = None,
+        router_port: int | None = None,
+        champion_port: int | None = None,
+        challenger_port: int | None = None,
+        challenger_args: Sequence[str] = (),
+        policy: str | None = None,
+        drain_seconds: float = 1.0,
+        champion_url: str | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.champion_uri = champion_uri
+        self.tracking_uri = tracking_uri
+        self.log_dir = Path(log_dir)
+        self.work_dir = Path(work_dir) if work_dir else self.log_dir.parent / "servers"
+        self.router_port = router_port or free_port()
+        self.champion_port = champion_port or free_port()
+        self.challenger_port = challenger_port
+        self.challenger_args = list(challenger_args)
+        self.policy = policy
+        self.drain_seconds = drain_seconds
+        self.champion: ManagedProcess | None = None
+        self.challenger: ManagedProcess | None = None
+        self.router: ManagedProcess | None = None
+        # An already running champion (not started here, so never stopped here).
+        self._external_champion = champion_url.rstrip("/") if champion_url else None
+
+    @property
+    def url(self) -> str:
+        """The router: where clients send requests."""
+        return f"http://127.0.0.1:{self.router_port}"
+
+    def _predictor(self, uri: str, port: int, role: str, extra: Sequence[str] = ()) -> ManagedProcess:
+        cmd = [sys.executable, "-m", "serving.predictor", "--model-name", self.model_name, "--model-uri", uri,
+               "--http-port", str(port), "--log-dir", str(self.log_dir), "--tracking-uri", self.tracking_uri, *extra]
+        if self.policy:
+            cmd += ["--policy", self.policy]
+        return ManagedProcess(cmd, f"http://127.0.0.1:{port}/v2/health/ready", self.work_dir / f"{role}-{port}.log")
+
+    @property
+    def champion_url(self) -> str:
+        if self.champion is not None:
+            return self._base(self.champion)
+        if self._external_champion:
+            return self._external_champion
+        raise ServiceUnavailable("the local backend has no champion", fix="call LocalBackend.start() first")
+
+    def start(self, timeout: float = 120.0) -> LocalBackend:
+        """Start the champion (unless one was given) and the router; returns self."""
+        if self._external_champion is None:
+            self.champion = self._predictor(self.champion_uri, self.champion_port, "champion")
+        self.router = ManagedProcess(
+            [sys.executable, "-m", "serving.router", "--port", str(self.router_port), "--champion", self.champion_url],
+            f"{self.url}/healthz", self.work_dir / f"router-{self.router_port}.log")
+        try:
+            if self.champion is not None:
+                self.champion.wait_ready(timeout)
+            self.router.wait_ready(timeout)
+        except Exception:
+            self.close()
+            raise
+        return self
+
+    @staticmethod
+    def _base(proc: ManagedProcess) -> str:
+        return proc.ready_url.removesuffix("/v2/health/ready").removesuffix("/healthz")
+
+    def _admin(self, path: str, body: dict | None = None) -> dict:
+        import httpx
+
+        try:
+            r = httpx.post(f"{self.url}{path}", json=body, timeout=10) if body is not None else httpx.get(f"{self.url}{path}", timeout=10)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"router {self.url} unreachable: {exc}", fix="start the backend (LocalBackend.start)") from None
+        if r.status_code != 200:
+            raise ServiceUnavailable(f"router refused {path}: {r.text}", fix="check the router log")
+        return dict(r.json())
+
+    def deploy_challenger(self, model_uri: str, timeout: float = 120.0) -> None:
+        """Start the challenger process and register it with the router at 0%."""
+        if self.router is None:
+            self.start(timeout)
+        port = self.challenger_port or free_port()
+        self.challenger = self._predictor(model_uri, port, "challenger", self.challenger_args)
+        try:
+            self.challenger.wait_ready(timeout)
+        except Exception:
+            self.challenger.stop()
+            self.challenger = None
+            raise
+        self._admin("/admin/backends", {"champion": self.champion_url, "challenger": self._base(self.challenger), "percent": 0})
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        for proc in (self.champion, self.challenger, self.router):
+            if proc is not None:
+                proc.wait_ready(timeout)
+
+    def set_traffic(self, percent: int) -> None:
+        self._admin("/admin/traffic", {"percent": check_percent(percent)})
+
+    def current_traffic(self) -> int:
+        return int(self._admin("/admin/traffic")["percent"])
+
+    def promote(self) -> None:
+        """Route everything to the challenger, then retire the old champion once drained."""
+        if self.challenger is None:
+            raise ServiceUnavailable("no challenger to promote", fix="deploy_challenger first")
+        self.set_traffic(100)
+        self._admin("/admin/backends", {"champion": self._base(self.challenger), "challenger": None, "percent": 0})
+        time.sleep(self.drain_seconds)  # let requests already sent to the old champion finish
+        old, self.champion, self.challenger = self.champion, self.challenger, None
+        self._external_champion = None
+        if old is not None:
+            old.stop()
+
+    def rollback(self) -> None:
+        """Route everything to the champion, then stop the challenger once drained."""
+        if self.router is None:
+            return
+        self._admin("/admin/backends", {"champion": self.champion_url, "challenger": None, "percent": 0})
+        time.sleep(self.drain_seconds)
+        if self.challenger is not None:
+            self.challenger.stop()
+            self.challenger = None
+
+    def metrics_targets(self) -> list[str]:
+        urls = [self._base(p) for p in (self.champion, self.challenger) if p is not None]
+        return [self._external_champion, *urls] if self._external_champion else urls
+
+    def close(self) -> None:
+        """Stop every process this backend started."""
+        for proc in (self.router, self.challenger, self.champion):
+            if proc is not None:
+                proc.stop()
+        self.router = self.challenger = self.champion = None
+
+    def __enter__(self) -> LocalBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,206 @@
+"""Metric sources for the canary analysis: Prometheus over its HTTP API, or the model
+servers' own ``/metrics`` when no Prometheus is configured.
+
+A source is two methods (flagger's provider idea): ``query(promql) -> list[Sample]`` and
+``is_online() -> bool``. The direct source understands the one PromQL form the controller
+needs, an instant-vector selector ``name{label="value", ...}``, so the same queries run
+against both. :func:`arm_snapshot` reads one model version's counters and histograms.
+
+>>> parse_selector('driftloop_requests_total{model_name="churn",model_version="2"}')
+('driftloop_requests_total', {'model_name': 'churn', 'model_version': '2'})
+>>> histogram_quantile(0.5, [(0.01, 10.0), (0.1, 20.0), (float("inf"), 20.0)])
+0.01
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from driftloop.errors import ConfigError, ServiceUnavailable
+from serving.metrics import ERRORS, LATENCY, PREDICTION, REQUESTS
+
+_SELECTOR = re.compile(r'^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*$')
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One series value: metric name, labels, value."""
+
+    name: str
+    labels: dict[str, str]
+    value: float
+
+
+class MetricsSource(Protocol):
+    """Where live metrics come from."""
+
+    def query(self, promql: str) -> list[Sample]: ...
+
+    def is_online(self) -> bool: ...
+
+
+def parse_selector(promql: str) -> tuple[str, dict[str, str]]:
+    """Split ``name{a="x",b="y"}`` into name and equality matchers; other PromQL is a ConfigError."""
+    m = _SELECTOR.match(promql)
+    if not m:
+        raise ConfigError(f"query {promql!r} is not an instant-vector selector", fix="configure Prometheus (DRIFTLOOP_PROMETHEUS_URL) for full PromQL")
+    name, body = m.group(1), (m.group(2) or "").strip()
+    labels: dict[str, str] = {}
+    pos = 0
+    while pos < len(body):
+        lm = _MATCHER.match(body, pos)
+        if not lm:
+            raise ConfigError(f"query {promql!r}: only label=\"value\" matchers are supported here", fix="configure Prometheus for full PromQL")
+        labels[lm.group(1)] = lm.group(2)
+        pos = lm.end()
+    return name, labels
+
+
+class DirectSource:
+    """Scrape model servers' ``/metrics`` on every query (no Prometheus needed)."""
+
+    def __init__(self, targets: Sequence[str] | Callable[[], Sequence[str]], timeout: float = 5.0, cache_seconds: float = 0.5) -> None:
+        self._targets = targets
+        self.timeout = timeout
+        # One scrape serves the several selector queries of a snapshot.
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, list[Sample]]] = {}
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self._targets() if callable(self._targets) else self._targets)
+
+    def query(self, promql: str) -> list[Sample]:
+        import httpx
+        from prometheus_client.parser import text_string_to_metric_families
+
+        name, matchers = parse_selector(promql)
+        out: list[Sample] = []
+        for base in self.targets:
+            now = time.monotonic()
+            cached = self._cache.get(base)
+            if cached is None or now - cached[0] > self.cache_seconds:
+                try:
+                    text = httpx.get(f"{base.rstrip('/')}/metrics", timeout=self.timeout).text
+                except httpx.HTTPError as exc:
+                    raise ServiceUnavailable(f"model server {base} did not answer /metrics: {exc}", fix="check that the server is running") from None
+                samples = [Sample(s.name, dict(s.labels), float(s.value)) for f in text_string_to_metric_families(text) for s in f.samples]
+                cached = self._cache[base] = (now, samples)
+            out += [s for s in cached[1] if s.name == name and all(s.labels.get(k) == v for k, v in matchers.items())]
+        return out
+
+    def is_online(self) -> bool:
+        import httpx
+
+        targets = self.targets
+        if not targets:
+            return False
+        try:
+            return all(httpx.get(f"{t.rstrip('/')}/metrics", timeout=self.timeout).status_code == 200 for t in targets)
+        except httpx.HTTPError:
+            return False
+
+
+class PrometheusSource:
+    """PromQL over Prometheus's HTTP API (``/api/v1/query``)."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def query(self, promql: str) -> list[Sample]:
+        import httpx
+
+        try:
+            r = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"Prometheus at {self.url} is unreachable: {exc}", fix="start Prometheus or fix DRIFTLOOP_PROMETHEUS_URL") from None
+        body = r.json()
+        if body.get("status") != "success":
+            raise ConfigError(f"Prometheus rejected {promql!r}: {body.get('error')}", fix="correct the query")
+        data = body["data"]
+        if data["resultType"] == "scalar":
+            return [Sample("scalar", {}, float(data["result"][1]))]
+        return [Sample(res["metric"].get("__name__", ""), dict(res["metric"]), float(res["value"][1])) for res in data["result"]]
+
+    def is_online(self) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=self.timeout).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def source_from_settings(prometheus_url: str, targets: Sequence[str] | Callable[[], Sequence[str]]) -> MetricsSource:
+    """Prometheus when a URL is configured, else the servers' own /metrics."""
+    return PrometheusSource(prometheus_url) if prometheus_url else DirectSource(targets)
+
+
+@dataclass(frozen=True)
+class ArmSnapshot:
+    """Cumulative counters of one model version at one moment."""
+
+    requests: float = 0.0
+    errors: float = 0.0
+    latency_buckets: dict[float, float] = field(default_factory=dict)  # le -> cumulative count
+    prediction_buckets: dict[float, float] = field(default_factory=dict)
+
+    def minus(self, earlier: ArmSnapshot) -> ArmSnapshot:
+        """Increase since ``earlier`` (a counter reset counts from zero)."""
+        def d(a: float, b: float) -> float:
+            return a - b if a >= b else a
+
+        return ArmSnapshot(
+            d(self.requests, earlier.requests), d(self.errors, earlier.errors),
+            {le: d(v, earlier.latency_buckets.get(le, 0.0)) for le, v in self.latency_buckets.items()},
+            {le: d(v, earlier.prediction_buckets.get(le, 0.0)) for le, v in self.prediction_buckets.items()},
+        )
+
+    def latency_quantile(self, q: float) -> float | None:
+        return histogram_quantile(q, sorted(self.latency_buckets.items()))
+
+    def prediction_counts(self) -> list[float]:
+        """Per-bucket (not cumulative) prediction counts."""
+        cum = [v for _, v in sorted(self.prediction_buckets.items())]
+        return [b - a for a, b in zip([0.0, *cum], cum, strict=False)]
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """Prometheus's histogram_quantile over (le, cumulative count) pairs; None if empty."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if math.isinf(le):
+                return prev_le
+            if count == prev_count:
+                return le
+            return prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count)
+        prev_le, prev_count = le, count
+    return prev_le
+
+
+def arm_snapshot(source: MetricsSource, model: str, version: str) -> ArmSnapshot:
+    """Sum one version's series over every server instance the source sees."""
+    sel = f'model_name="{model}",model_version="{version}"'
+
+    def total(name: str, extra: str = "") -> float:
+        return sum(s.value for s in source.query(f"{name}{{{sel}{extra}}}"))
+
+    def buckets(name: str) -> dict[float, float]:
+        out: dict[float, float] = defaultdict(float)
+        for s in source.query(f"{name}_bucket{{{sel}}}"):
+            out[float(s.labels["le"])] += s.value
+        return dict(out)
+
+    return ArmSnapshot(total(REQUESTS), total(ERRORS, ',kind="server"'), buckets(LATENCY), buckets(PREDICTION))
