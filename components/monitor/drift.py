@@ -297,14 +297,19 @@ def _tie_ranks(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(starts, sizes), np.repeat(starts + sizes, sizes)
 
 
-def ks_from_sorted(ref_sorted: np.ndarray, ref_left: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+def ks_from_sorted(ref_sorted: np.ndarray, ref_left: np.ndarray, cur: np.ndarray, band: tuple[float, float] | None = None) -> tuple[float, float]:
     """Two-sided two-sample KS (scipy's ``mode='asymp'``, as alibi-detect uses) against a pre-sorted reference.
 
     ``ref_left[i]`` is the number of reference values below ``ref_sorted[i]`` (ties share it).
     One sort of ``cur`` and one binary search of it into the reference: between two current
     values the reference CDF minus the current CDF peaks at the last reference value before
     the next current value, so both the sup and the inf of F_ref - F_cur are read at the
-    current points.
+    current points (exact integer arithmetic, one division at the end).
+
+    The p-value is scipy's exact ``kstwo.sf(d, round(n m / (n + m)))``. Given ``band`` (the
+    lowest and highest threshold the correction can set), a p-value more than 10x outside it
+    comes from the Kolmogorov limit ``kstwobign`` instead (within ~1% at these sizes): the
+    same verdict, and up to 1000x cheaper for large drifts.
 
     >>> from scipy.stats import ks_2samp
     >>> rng = np.random.default_rng(3)
@@ -318,18 +323,26 @@ def ks_from_sorted(ref_sorted: np.ndarray, ref_left: np.ndarray, cur: np.ndarray
     c = np.sort(cur)
     n, m = len(ref_sorted), len(c)
     at_or_below = np.searchsorted(ref_sorted, c, side="right")  # reference values <= c_j
-    prev = np.maximum(at_or_below - 1, 0)
-    tied = (at_or_below > 0) & (ref_sorted[prev] == c)
-    below = np.where(tied, ref_left[prev], at_or_below)  # reference values < c_j
+    prev = at_or_below - 1
+    np.maximum(prev, 0, out=prev)
+    tied = ref_sorted[prev] == c
+    tied &= at_or_below > 0
+    below = np.where(tied, ref_left[prev], at_or_below) if tied.any() else at_or_below  # reference values < c_j
     cur_below, cur_at_or_below = _tie_ranks(c)
-    at_points = at_or_below / n - cur_at_or_below / m  # F_ref - F_cur at each current value
-    before_points = below / n - cur_below / m  # ... at the last reference value before it
-    max_s = max(float(at_points.max()), float(before_points.max()))
-    min_s = float(np.clip(-at_points.min(), 0, 1))
+    # n*m*(F_ref - F_cur) at each current value and at the last reference value before it
+    at_points = at_or_below * m - cur_at_or_below * n
+    before_points = below * m - cur_below * n
+    scale = float(n) * float(m)
+    max_s = max(int(at_points.max()), int(before_points.max())) / scale
+    min_s = float(np.clip(-int(at_points.min()) / scale, 0, 1))
     d = min_s if min_s > max_s else max_s
     big, small = sorted([float(n), float(m)], reverse=True)
-    p = float(np.clip(distributions.kstwo.sf(d, np.round(big * small / (big + small))), 0, 1))
-    return d, p
+    en = np.round(big * small / (big + small))
+    if band is not None:
+        approx = float(distributions.kstwobign.sf(d * np.sqrt(en)))
+        if approx < band[0] / 10 or approx > band[1] * 10:
+            return d, approx
+    return d, float(np.clip(distributions.kstwo.sf(d, en), 0, 1))
 
 
 def _chi2_from_counts(ref_counts: dict[str, int], cur_values: np.ndarray) -> tuple[float, float, int]:
@@ -405,13 +418,17 @@ class ReferenceSummary:
             cats[col] = (dict(zip(keys.tolist(), counts.tolist(), strict=True)), n_nan)
         return cls(nums, cats, numeric_test, categorical_test, correction, p_value)
 
+    def _threshold_band(self) -> tuple[float, float]:
+        """The lowest and highest per-feature threshold the correction can set."""
+        return self.p_value / max(1, len(self.numeric) + len(self.categorical)), self.p_value
+
     def test(self, current: pd.DataFrame, segment: str | None = None) -> list[TestResult]:
         """Test one current window against the summarised reference, corrected across features."""
         require_rows(current, "current")
         scores: list[_Score] = []
         for col, (ref_sorted, ref_left, ref_nan) in self.numeric.items():
             cur, cur_nan = numeric_values(current, col, "current")
-            d, p = ks_from_sorted(ref_sorted, ref_left, cur)
+            d, p = ks_from_sorted(ref_sorted, ref_left, cur, band=self._threshold_band())
             scores.append(_Score(col, "ks", "numeric", d, p, {"n_reference": len(ref_sorted), "n_current": len(cur), "nan_reference": ref_nan, "nan_current": cur_nan}))
         for col, (ref_counts, ref_nan) in self.categorical.items():
             cur_s, cur_nan = categorical_values(current, col, "current")

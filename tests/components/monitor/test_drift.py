@@ -142,7 +142,10 @@ def test_reference_summary_matches_alibi_detect(seed: int, categorical_test: str
     fast = summary.test(cur)
     for a, b in zip(naive, fast, strict=True):
         assert (a.feature, a.test, a.drift) == (b.feature, b.test, b.drift)
-        assert b.p_value == pytest.approx(a.p_value, rel=1e-4, abs=1e-10)
+        if 0.05 / 5 / 10 < a.p_value < 0.5:  # near any threshold the correction can set: the exact p-value
+            assert b.p_value == pytest.approx(a.p_value, rel=1e-4, abs=1e-10)
+        else:  # far from it the fast path may use the Kolmogorov limit (same verdict)
+            assert b.p_value == pytest.approx(a.p_value, rel=0.05, abs=1e-6)
         assert b.statistic == pytest.approx(a.statistic, rel=1e-4)
         assert b.threshold == pytest.approx(a.threshold)
     again = summary.test(cur)  # the summary is reusable and unchanged by a test
