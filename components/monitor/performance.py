@@ -114,7 +114,7 @@ def calibration_error(y: np.ndarray, s: np.ndarray, bins: int = 10) -> float:
     0.05
     """
     idx = np.minimum((s * bins).astype(int), bins - 1)
-    n = np.bincount(idx, minlength=bins)
+    # sum over bins of |errors - confidence| / N == sum_b (n_b / N) |mean(y_b) - mean(s_b)|
     gap = np.abs(np.bincount(idx, weights=y, minlength=bins) - np.bincount(idx, weights=s, minlength=bins))
     return float(round(gap.sum() / len(y), 12)) if len(y) else math.nan
 

@@ -87,7 +87,7 @@ def rank_slices(
             then = base.groupby(_slice_labels(base[col], edges))["_error"].agg(["count", "mean"])
         else:
             then = pd.DataFrame(columns=["count", "mean"])
-        rows = []
+        rows: list[dict[str, Any]] = []
         for label, (n, errs) in now.iterrows():
             if n < min_rows:
                 continue
@@ -96,7 +96,7 @@ def rank_slices(
             base_rate = float(then["mean"][label]) if n_base else overall_base
             rows.append({"column": col, "slice": str(label), "n": int(n), "errors": int(errs), "error_rate": float(rate),
                          "n_baseline": n_base, "baseline_error_rate": base_rate, "excess_errors": float(n * (rate - base_rate))})
-        increase = sum(max(r["excess_errors"], 0.0) for r in rows)
+        increase = sum(max(float(r["excess_errors"]), 0.0) for r in rows)
         for r in rows:
             r["share_of_increase"] = r["excess_errors"] / increase if increase > 0 else 0.0
         out.extend(rows)

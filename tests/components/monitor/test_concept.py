@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from components.monitor.concept import ADWIN, CVMOnline, FETOnline, PageHinkley, detect_on_stream, make_detector
+from components.monitor.concept import (
+    ADWIN,
+    CVMOnline,
+    FETOnline,
+    PageHinkley,
+    detect_on_stream,
+    make_detector,
+)
 from driftloop.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.unit

@@ -119,7 +119,7 @@ def test_online_detectors_false_alarms_within_a_stream_shorter_than_ert(detector
     runs, alarms = 0, 0
     for ref_seed in range(5):
         rng = np.random.default_rng(6000 + ref_seed)
-        draw = (lambda n: (rng.random(n) < 0.1).astype(int)) if detector == "fet_online" else (lambda n: rng.exponential(0.4, n))
+        draw = (lambda n, rng=rng: (rng.random(n) < 0.1).astype(int)) if detector == "fet_online" else (lambda n, rng=rng: rng.exponential(0.4, n))
         ref = draw(500)
         for _ in range(10):
             r = detect_on_stream(draw(length), detector=detector, reference_errors=ref, ert=ert, window_size=window_size, seed=ref_seed)
