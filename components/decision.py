@@ -5,8 +5,10 @@ the monitored window, so the same run always gives the same decision and the sam
 ``idempotency_key``. :class:`DecisionLedger` remembers keys already acted on, so a decision
 is never acted on twice (a re-run of the same window, a retried pipeline step).
 
->>> from components.policy import load_policy
->>> policy = load_policy("churn")
+>>> from components.policy import Policy
+>>> policy = Policy.model_validate({"model": "churn", "entity": "id", "label": "churned", "features": ["tenure"],
+...     "monitors": [{"name": "accuracy_floor", "type": "performance", "metric": "accuracy", "min": 0.85}],
+...     "actions": [{"when": ["accuracy_floor"], "strategy": "full"}]})
 >>> monitors = [{"name": "accuracy_floor", "type": "performance", "fired": True,
 ...              "summary": "accuracy 0.81 < 0.85 (n=2400)", "results": []}]
 >>> d = decide(policy, monitors, model_version="3", window={"start": "2025-08-01", "end": "2025-08-31"})
@@ -28,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components.policy import Action, Policy
+from components.policy import Policy
 
 ACTIONS = ("none", "retrain", "alert")
 _ACTION_RANK = {"retrain": 0, "alert": 1}  # retrain beats alert
@@ -68,7 +70,8 @@ class Decision:
         """Rebuild a decision from :meth:`to_dict` output."""
         tuples = {"reasons", "fired", "triggered_by", "data_window"}
         fields = cls.__dataclass_fields__
-        return cls(**{k: tuple(v) if k in tuples and v is not None else v for k, v in raw.items() if k in fields})
+        kwargs: dict[str, Any] = {k: tuple(v) if k in tuples and v is not None else v for k, v in raw.items() if k in fields}
+        return cls(**kwargs)
 
 
 def idempotency_key(model: str, model_version: str | None, data_window: tuple[str | None, str | None],
@@ -134,16 +137,6 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def chosen_action(policy: Policy, decision: Decision) -> Action | None:
-    """The policy action a retrain/alert decision came from (``None`` for "none")."""
-    for a in policy.actions:
-        if decision.action == a.action and set(a.when) & set(decision.triggered_by) and (
-            decision.action == "alert" or a.strategy == decision.strategy
-        ):
-            return a
-    return None
-
-
 class DecisionLedger:
     """A small SQLite table of decisions already acted on, keyed by ``idempotency_key``.
 
@@ -151,9 +144,12 @@ class DecisionLedger:
     same decision cannot both succeed.
 
     >>> import tempfile
-    >>> from components.policy import load_policy
+    >>> from components.policy import Policy
+    >>> policy = Policy.model_validate({"model": "m", "entity": "id", "label": "y", "features": ["x"],
+    ...     "monitors": [{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.85}],
+    ...     "actions": [{"when": ["acc"]}]})
     >>> ledger = DecisionLedger(Path(tempfile.mkdtemp()) / "decisions.db")
-    >>> d = decide(load_policy("churn"), [{"name": "accuracy_floor", "fired": True, "summary": "x"}], "1", {})
+    >>> d = decide(policy, [{"name": "acc", "fired": True, "summary": "x"}], "1", {})
     >>> ledger.seen(d.idempotency_key), ledger.record(d), ledger.record(d), ledger.seen(d.idempotency_key)
     (False, True, False, True)
     """

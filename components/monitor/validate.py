@@ -25,7 +25,13 @@ import difflib
 import pandas as pd
 from pandas.api import types as ptypes
 
-from components.policy import ConceptDriftMonitor, PerformanceMonitor, Policy, PredictionDriftMonitor, SequentialMonitor
+from components.policy import (
+    ConceptDriftMonitor,
+    PerformanceMonitor,
+    Policy,
+    PredictionDriftMonitor,
+    SequentialMonitor,
+)
 from driftloop.errors import DataError
 
 LABEL_MONITORS = ("label_drift", "performance", "concept_drift")
@@ -138,7 +144,7 @@ def _check_prediction(policy: Policy, frame_name: str, df: pd.DataFrame) -> None
 
 def _check_binary(frame_name: str, df: pd.DataFrame, col: str, field_name: str) -> None:
     values = set(pd.unique(df[col].dropna()))
-    if not values <= {0, 1, True, False}:
+    if not values <= {0, 1}:
         shown = sorted(map(str, values))[:5]
         raise DataError(f"{frame_name} data column {col!r} ({field_name}) must be 0/1, found {shown}",
                         fix="encode the label as 0/1 (NaN while not yet known)")

@@ -8,10 +8,36 @@ from pathlib import Path
 import pytest
 
 from components.decision import Decision, DecisionLedger, decide
-from components.policy import load_policy, policy_from_dict
+from components.policy import Policy, policy_from_dict
 
 pytestmark = pytest.mark.unit
 WINDOW = {"start": "2025-08-01T00:00:00+00:00", "end": "2025-08-31T00:00:00+00:00", "rows": 100}
+# Policies written here, not the seed files, so the precedence rules are tested on fixed actions.
+_MONITORS = {
+    "accuracy_floor": {"type": "performance", "metric": "accuracy", "min": 0.85},
+    "recall_floor": {"type": "performance", "metric": "recall", "min": 0.5},
+    "subprime_gini": {"type": "performance", "metric": "gini", "max_relative_drop": 0.05},
+    "prime_gini": {"type": "performance", "metric": "gini", "max_relative_drop": 0.05},
+    "feature_drift": {"type": "feature_drift"},
+    "error_stream": {"type": "concept_drift"},
+    "category_psi": {"type": "feature_drift", "fire_on": "psi"},
+    "cohort_ctr": {"type": "sequential", "cohort_column": "user_cohort"},
+}
+_ACTIONS = {
+    "churn": [{"when": ["accuracy_floor"], "strategy": "full"}, {"when": ["feature_drift"], "action": "alert"}],
+    "fraud": [{"when": ["error_stream", "recall_floor"], "strategy": "emergency", "window": "48h", "min_rows": 2000, "priority": 10},
+              {"when": ["feature_drift"], "action": "alert"}],
+    "recsys": [{"when": ["category_psi"], "strategy": "recent_window", "window": "14d"},
+               {"when": ["cohort_ctr"], "strategy": "cohort", "upweight": 3, "priority": 5}],
+    "credit": [{"when": ["subprime_gini", "prime_gini"], "strategy": "recent_window", "window": "12M"},
+               {"when": ["feature_drift"], "action": "alert"}],
+}
+
+
+def load_policy(name: str) -> Policy:
+    used = sorted({m for a in _ACTIONS[name] for m in a["when"]})
+    return policy_from_dict({"model": name, "entity": "id", "label": "y", "features": ["x"],
+                             "monitors": [{"name": m, **_MONITORS[m]} for m in used], "actions": _ACTIONS[name]})
 
 
 def _m(name: str, fired: bool, summary: str = "", results: list | None = None, type_: str = "performance") -> dict:

@@ -11,7 +11,7 @@ import pytest
 
 from components.decision import decide
 from components.notify import notify
-from components.policy import load_policy, policy_from_dict
+from components.policy import policy_from_dict
 from driftloop.settings import Settings
 from tests.conftest import free_port
 
@@ -51,9 +51,12 @@ def hook() -> Iterator[tuple[str, _Hook]]:
 
 
 def _policy(webhook: str | None, on: list[str] | None = None):
-    raw = load_policy("churn").model_dump(mode="json", exclude_none=True)
-    raw["alerting"] = {"webhook": webhook} | ({"on": on} if on is not None else {})
-    return policy_from_dict(raw)
+    return policy_from_dict({
+        "model": "churn", "entity": "id", "label": "y", "features": ["x"],
+        "monitors": [{"name": "accuracy_floor", "type": "performance", "metric": "accuracy", "min": 0.85}],
+        "actions": [{"when": ["accuracy_floor"], "strategy": "full"}],
+        "alerting": {"webhook": webhook} | ({"on": on} if on is not None else {}),
+    })
 
 
 def _retrain(policy):
