@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from components.monitor._checks import finite_or_raise
 from components.monitor.results import TestResult
@@ -39,7 +40,7 @@ def _as_values(values: Any, categorical: bool, name: str) -> tuple[np.ndarray, i
     if arr.size == 0:
         raise DataError(f"{name} is empty", fix=f"pass at least one value in {name}")
     if categorical:
-        missing = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in arr], dtype=bool)
+        missing = np.asarray(pd.isna(arr), dtype=bool)  # None, NaN, pd.NA, NaT
         if missing.all():
             raise DataError(f"{name} is all missing", fix=f"fill {name} upstream")
         return arr[~missing].astype(str), int(missing.sum())

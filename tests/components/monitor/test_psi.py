@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from components.monitor.psi import PSIReference, psi_test
@@ -75,6 +76,8 @@ def test_nan_dropped_and_bad_input() -> None:
     cur[:7] = np.nan
     r = psi_test(rng.normal(size=1000), cur)
     assert r.details["nan_current"] == 7 and r.details["n_current"] == 993
+    cats = psi_test(np.array(["a", "b"] * 50, dtype=object), np.array(["a", None, pd.NA, np.nan] * 5, dtype=object), categorical=True)
+    assert cats.details["nan_current"] == 15 and cats.details["n_current"] == 5
     with pytest.raises(DataError, match="all NaN"):
         psi_test(rng.normal(size=100), np.full(10, np.nan))
     with pytest.raises(DataError, match="empty"):
