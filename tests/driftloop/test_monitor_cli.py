@@ -100,3 +100,17 @@ def test_entry_point_exit_code_and_no_traceback(files, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "error: current data '" in proc.stderr and "neither parquet nor CSV" in proc.stderr
+
+
+def test_webhook_that_is_down_is_a_warning_in_the_report(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import free_port
+
+    policy = tmp_path / "hooked.yaml"
+    policy.write_text(yaml.safe_dump({**POLICY, "alerting": {"webhook": f"http://127.0.0.1:{free_port()}/hook/secret"}}))
+    code = main(["monitor", "--policy", str(policy), "--reference", str(files["ref"]), "--current", str(files["bad"]), "--out", str(tmp_path / "o")])
+    assert code == 0
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    (note,) = report["notifications"]
+    assert note["status"] == "failed" and "secret" not in json.dumps(note)
+    assert any("unreachable" in w for w in report["warnings"])
+    assert "warning:" in capsys.readouterr().out
