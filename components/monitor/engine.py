@@ -126,22 +126,26 @@ class _Context:
     def _seg(df: pd.DataFrame, col: str | None, value: str) -> pd.DataFrame:
         return df[df[col].astype(str) == value]
 
-    def labelled(self, df: pd.DataFrame) -> pd.DataFrame:
+    def labelled(self, df: pd.DataFrame, scored: bool = False) -> pd.DataFrame:
+        """Rows whose label is known (and, if ``scored``, that also have a prediction)."""
         if self.policy.label not in df.columns:
             return df.iloc[0:0]
-        return df[df[self.policy.label].notna()]
+        keep = df[self.policy.label].notna()
+        if scored:
+            keep &= df[self.policy.prediction].notna()
+        return df[keep]
 
     def baseline_metric(self, metric: str, segment: str | None) -> float | None:
         """The champion's metric from ``baseline``, else computed on the labelled reference."""
         b = self.baseline
-        if segment is not None and metric in (b.get("segments", {}).get(segment) or {}):
+        if segment is not None and metric in ((b.get("segments") or {}).get(segment) or {}):
             return float(b["segments"][segment][metric])
         if segment is None:
             if metric in (b.get("overall") or {}):
                 return float(b["overall"][metric])
             if isinstance(b.get(metric), int | float):
                 return float(b[metric])
-        ref = self.labelled(self.ref)
+        ref = self.labelled(self.ref, scored=True)
         if segment is not None:
             ref = self._seg(ref, self.policy.segment_column, segment)
         if len(ref) == 0 or ref[self.policy.label].nunique() < 2 and metric in ("auc", "gini"):
@@ -330,7 +334,7 @@ def _performance(ctx: _Context, m: PerformanceMonitor) -> dict[str, Any]:
     policy = ctx.policy
     results: list[TestResult] = []
     for seg, _ref, cur in ctx.scopes(m):
-        lab = ctx.labelled(cur)
+        lab = ctx.labelled(cur, scored=True)
         base = ctx.baseline_metric(m.metric, seg)
         drop = m.max_relative_drop
         if drop is not None and base is None:
@@ -346,8 +350,8 @@ def _performance(ctx: _Context, m: PerformanceMonitor) -> dict[str, Any]:
     entry: dict[str, Any] = {"fired": bool(hits), "results": results, "summary": _performance_summary(m, results)}
     if hits and m.slice_by:
         seg = hits[0].segment
-        cur = ctx.labelled(ctx.cur if seg is None else ctx._seg(ctx.cur, policy.segment_column, seg))
-        ref = ctx.labelled(ctx.ref if seg is None else ctx._seg(ctx.ref, policy.segment_column, seg))
+        cur = ctx.labelled(ctx.cur if seg is None else ctx._seg(ctx.cur, policy.segment_column, seg), scored=True)
+        ref = ctx.labelled(ctx.ref if seg is None else ctx._seg(ctx.ref, policy.segment_column, seg), scored=True)
         entry["slices"] = _slices(ctx, cur, ref, m.slice_by)
     return entry
 
@@ -403,7 +407,7 @@ def _concept_drift(ctx: _Context, m: ConceptDriftMonitor) -> dict[str, Any]:
     results: list[TestResult] = []
     first_hit: tuple[str | None, pd.DataFrame, pd.DataFrame] | None = None
     for seg, ref, cur in ctx.scopes(m):
-        lab_cur, lab_ref = ctx.labelled(cur), ctx.labelled(ref)
+        lab_cur, lab_ref = ctx.labelled(cur, scored=True), ctx.labelled(ref, scored=True)
         if len(lab_cur) < m.min_samples:
             results.append(_insufficient(m.detector, len(lab_cur), m.min_samples, metric="error_rate", segment=seg))
             continue

@@ -138,3 +138,15 @@ def test_every_monitor_entry_has_the_report_keys(ref) -> None:
         for r in m["results"]:
             assert {"test", "statistic", "p_value", "threshold", "drift", "segment", "detected_at", "status"} <= set(r)
             assert r.get("feature") or r.get("metric")
+
+
+def test_rows_without_a_prediction_are_not_counted_as_errors(ref) -> None:
+    policy = _policy([{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.85, "min_samples": 200},
+                      {"name": "err", "type": "concept_drift", "detector": "adwin", "min_samples": 200}])
+    cur = _window("2025-03-01", seed=11)
+    cur.loc[cur.index[::4], "prediction"] = np.nan  # not scored yet
+    report = run_monitors(policy, ref, cur)
+    (acc,) = report.monitor("acc")["results"]
+    assert acc["details"]["n"] == N - N // 4 and acc["statistic"] > 0.9
+    (err,) = report.monitor("err")["results"]
+    assert err["details"]["n"] == N - N // 4 and not err["drift"]
