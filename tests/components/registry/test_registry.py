@@ -1,8 +1,8 @@
 """The registry on the embedded SQLite store: lineage, idempotency, aliases and audit, loading, failures."""
+# ruff: noqa: F811  (pytest fixtures imported from a helper module are redefined as arguments)
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,15 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from components.registry import CHALLENGER, CHAMPION, ModelRegistry
 from driftloop.errors import DataError, DriftloopError, ServiceUnavailable
 from driftloop.settings import Settings
-from tests.conftest import free_port
-
 from tests.components.registry.mlflow_fixtures import Trained, mlflow_server, trained  # noqa: F401  (fixtures)
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,5 @@
 """The registry against a real MLflow tracking server on PostgreSQL with served artifacts."""
+# ruff: noqa: F811  (pytest fixtures imported from a helper module are redefined as arguments)
 
 from __future__ import annotations
 

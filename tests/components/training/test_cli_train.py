@@ -1,4 +1,5 @@
 """`driftloop train` and `driftloop registry`: the whole retrain through the CLI, and one-line errors."""
+# ruff: noqa: F811  (pytest fixtures imported from a helper module are redefined as arguments)
 
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ from components.policy import Policy
 from components.registry import CHALLENGER, CHAMPION, ModelRegistry
 from driftloop.cli import main
 from driftloop.settings import Settings
-from tests.conftest import free_port
-
 from tests.components.training.training_synth import frame, frame_factory, policy, policy_factory  # noqa: F401  (fixtures)
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,5 @@
 """Training sets by strategy: windows, delayed labels, cohorts, the emergency guard, the time split."""
+# ruff: noqa: F811  (pytest fixtures imported from a helper module are redefined as arguments)
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 from components.policy import Policy
 from components.training.datasets import build_training_set
 from driftloop.errors import ConfigError, DataError
-
 from tests.components.training.training_synth import frame, frame_factory, policy, policy_factory  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.unit

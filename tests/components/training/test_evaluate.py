@@ -1,4 +1,5 @@
 """The gate with real numbers: better passes, worse fails, one bad segment fails by name."""
+# ruff: noqa: F811  (pytest fixtures imported from a helper module are redefined as arguments)
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from components.training.datasets import TrainingData, build_training_set
 from components.training.evaluate import binary_metrics, evaluate
 from components.training.trainers import TrainedModel, train_model
 from driftloop.errors import ConfigError
-
 from tests.components.training.training_synth import frame, frame_factory, policy, policy_factory  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.unit

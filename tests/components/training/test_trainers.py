@@ -1,4 +1,5 @@
 """Trainers: they learn the signal, are reproducible per seed, honour sample weights, reject bad params."""
+# ruff: noqa: F811  (pytest fixtures imported from a helper module are redefined as arguments)
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from components.policy import Policy
 from components.training.datasets import build_training_set
 from components.training.trainers import train_model
 from driftloop.errors import ConfigError, DataError
-
 from tests.components.training.training_synth import frame, frame_factory, policy, policy_factory  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.unit
