@@ -75,7 +75,10 @@ def validate_inputs(policy: Policy, reference: pd.DataFrame, current: pd.DataFra
             raise DataError(f"{frame_name} data window is empty (0 rows)", fix="widen the window or check the data source's date filter")
         for col, field_name in required_columns(policy).items():
             if col not in df.columns:
-                raise DataError(f"{frame_name} data has no column {col!r} ({field_name})", fix=_suggest(col, list(df.columns)))
+                fix = _suggest(col, list(df.columns))
+                if col == policy.prediction and not fix.startswith("did you mean"):
+                    fix = f"score the data first: add the model's P({policy.label} = 1) as column {col!r} (the monitor pipeline scores with the registered champion)"
+                raise DataError(f"{frame_name} data has no column {col!r} ({field_name})", fix=fix)
         _check_timestamp(policy, frame_name, df)
         for col in policy.features:
             if not ptypes.is_numeric_dtype(df[col]) or ptypes.is_bool_dtype(df[col]):

@@ -96,3 +96,8 @@ def test_unparseable_timestamp(policy) -> None:
     cur[policy.timestamp] = "yesterday-ish"
     with pytest.raises(DataError, match=r"'event_timestamp' \(policy.timestamp\) is not a timestamp"):
         validate_inputs(policy, _frame(policy), cur)
+
+
+def test_missing_predictions_say_how_to_get_them(policy) -> None:
+    with pytest.raises(DataError, match=r"current data has no column 'prediction'.*score the data first: add the model's P\(defaulted = 1\)"):
+        validate_inputs(policy, _frame(policy), _frame(policy).drop(columns="prediction"))
