@@ -112,3 +112,12 @@ def test_ledger_lets_only_one_process_act(tmp_path: Path) -> None:
     assert ledger.seen(d.idempotency_key) and ledger.get(d.idempotency_key) == d
     other = decide(load_policy("churn"), [_m("accuracy_floor", True)], "2", WINDOW)
     assert not ledger.seen(other.idempotency_key)
+
+
+def test_a_fired_monitor_no_action_names_is_reported_but_does_not_act() -> None:
+    policy = policy_from_dict({"model": "m", "entity": "id", "label": "y", "features": ["x"],
+                               "monitors": [{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.8},
+                                            {"name": "watch", "type": "feature_drift"}],
+                               "actions": [{"when": ["acc"]}]})
+    d = decide(policy, [_m("acc", False), _m("watch", True, "x drifted")], "1", WINDOW)
+    assert (d.action, d.fired, d.triggered_by, d.reasons) == ("none", ("watch",), (), ("watch: x drifted",))
