@@ -36,7 +36,7 @@ def monitor_steps(target: str, policy: Any, reference_start: Any, reference_end:
     monitor = run_monitor(policy=policy, reference=reference.outputs["data"], current=current.outputs["data"], model_version=model_version, workdir=workdir)
     monitor.after(checked_ref, checked_cur)
     server_step(compute_step(time_dependent(monitor), target), target)  # reads the champion from the registry
-    decision = server_step(time_dependent(decide(policy=policy, report=monitor.outputs["report"], workdir=workdir, emergency=emergency)), target)
+    decision = server_step(time_dependent(decide(policy=policy, report=monitor.outputs["report"], window_end=w["current_end"], workdir=workdir, emergency=emergency)), target)
     return decision
 
 

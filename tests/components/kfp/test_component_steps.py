@@ -85,16 +85,16 @@ def _report(tmp_path: Path, fired: bool, window_end: str) -> Artifact:
 def test_decide_acts_on_a_retrain_once_per_window(tmp_path: Path) -> None:
     md = Markdown(uri=str(tmp_path / "d.md"))
     work = str(tmp_path / "work")
-    first = monitor_steps.decide.python_func(policy="churn", report=_report(tmp_path, True, "2025-10-01"), workdir=work, emergency=False, decision_md=md)
+    first = monitor_steps.decide.python_func(policy="churn", report=_report(tmp_path, True, "2025-10-01"), window_end="2025-10-01", workdir=work, emergency=False, decision_md=md)
     action = next(a for a in runtime.resolve_policy("churn").actions if "accuracy_floor" in a.when)
     assert (first.action, first.strategy, first.window, first.end) == ("retrain", action.strategy, action.window or "", "2025-10-01")
     assert "accuracy_floor: accuracy 0.76 < 0.85" in Path(md.path).read_text()
-    again = monitor_steps.decide.python_func(policy="churn", report=_report(tmp_path, True, "2025-10-01"), workdir=work, emergency=False, decision_md=md)
+    again = monitor_steps.decide.python_func(policy="churn", report=_report(tmp_path, True, "2025-10-01"), window_end="2025-10-01", workdir=work, emergency=False, decision_md=md)
     assert again.action == "none" and again.idempotency_key == first.idempotency_key
     assert "Already acted on" in Path(md.path).read_text()
-    later = monitor_steps.decide.python_func(policy="churn", report=_report(tmp_path, True, "2025-11-01"), workdir=work, emergency=False, decision_md=md)
+    later = monitor_steps.decide.python_func(policy="churn", report=_report(tmp_path, True, "2025-11-01"), window_end="2025-11-01", workdir=work, emergency=False, decision_md=md)
     assert later.action == "retrain"  # a new window is a new decision
-    quiet = monitor_steps.decide.python_func(policy="churn", report=_report(tmp_path, False, "2025-12-01"), workdir=work, emergency=False, decision_md=md)
+    quiet = monitor_steps.decide.python_func(policy="churn", report=_report(tmp_path, False, "2025-12-01"), window_end="2025-12-01", workdir=work, emergency=False, decision_md=md)
     assert quiet.action == "none" and "no monitor fired" in Path(md.path).read_text()
     assert DecisionLedger(Path(work) / "decisions.db").seen(first.idempotency_key)
 
@@ -109,7 +109,7 @@ def test_emergency_trigger_retrains_on_the_newest_data_with_the_policy_window(tm
     report = MonitorReport("fraud", "3", window, monitors, decide(policy, monitors, "3", window).to_dict(), "now")
     path = tmp_path / "r.json"
     path.write_text(report.to_json())
-    out = monitor_steps.decide.python_func(policy=runtime.policy_text("fraud"), report=Artifact(uri=str(path)), workdir=str(tmp_path),
+    out = monitor_steps.decide.python_func(policy=runtime.policy_text("fraud"), report=Artifact(uri=str(path)), window_end="2025-03-10T01:00:00+00:00", workdir=str(tmp_path),
                                            emergency=True, decision_md=Markdown(uri=str(tmp_path / "md")))
     assert (out.action, out.strategy, out.window, out.end) == ("retrain", "emergency", "48h", "")
     assert "manual emergency trigger" in (tmp_path / "md").read_text()
