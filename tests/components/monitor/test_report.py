@@ -131,3 +131,20 @@ def test_html_plots_the_detector_trace_and_the_sprt_per_cohort(stream_report: Mo
     assert "errors: adwin on the error stream" in page and "detected" in page
     assert "ctr: SPRT log-likelihood ratio per cohort" in page and "accept drop (H1)" in page
     assert page.count('class="plotly-graph-div"') == 2
+
+
+@pytest.mark.integration
+def test_plots_render_offline_in_a_real_browser(report: MonitorReport, tmp_path: Path) -> None:
+    """Headless Chromium runs the inlined plotly.js from a file:// page (no network) and draws every plot."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.fail("chromium is not installed (scripts/install-system-deps.sh installs it)")
+    page = write_html(report, tmp_path / "report.html")
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    plots = dom.count('class="plotly-graph-div')
+    assert plots == 3
+    assert dom.count('class="main-svg"') >= plots, "plotly drew an SVG in every plot div"
