@@ -41,6 +41,24 @@ def test_contract_read_only_flag_and_reset(make) -> None:
     assert det.n_seen == 0 and not det.drift_detected
 
 
+@pytest.mark.parametrize("name", ["adwin", "page_hinkley", "fet_online", "cvm_online"])
+def test_every_detector_is_deterministic_after_reset(name: str) -> None:
+    rng = np.random.default_rng(12)
+    onset = 150
+    if name == "cvm_online":
+        ref, stream = rng.exponential(0.3, 500), np.r_[rng.exponential(0.3, onset), rng.exponential(0.9, 150)]
+    else:
+        ref, stream = (rng.random(1000) < 0.1).astype(int), errors(12, onset, 300, 0.1, 0.5)
+    det = make_detector(name, ref, ert=1000, window_size=50)
+    with pytest.raises(AttributeError):
+        det.drift_detected = True  # type: ignore[misc]
+    first = [i for i, x in enumerate(stream) if det.update(x)]
+    det._reset()
+    assert det.n_seen == 0 and not det.drift_detected
+    assert [i for i, x in enumerate(stream) if det.update(x)] == first
+    assert first and onset <= first[0] < onset + 100  # fires, and only after the change
+
+
 @pytest.mark.parametrize(("cls", "kwargs"), [(ADWIN, {"delta": 0}), (ADWIN, {"clock": 0}), (PageHinkley, {"threshold": 0}), (PageHinkley, {"min_instances": 0})])
 def test_constructors_reject_bad_settings(cls, kwargs) -> None:
     with pytest.raises(ValueError):
