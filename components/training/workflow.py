@@ -120,3 +120,26 @@ def quiet_ml_logging() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     for name in ("mlflow", "alembic", "absl", "tensorflow", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow and Keras with file descriptor 2 sent to /dev/null.
+
+    TensorFlow's C++ side logs (CUDA probing, oneDNN notes) before absl logging is
+    initialised, which no environment variable silences; errors still raise.
+    """
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+

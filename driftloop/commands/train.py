@@ -30,7 +30,7 @@ def settings_for(workdir: Path | None):  # type: ignore[no-untyped-def]
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Work directory (default: DRIFTLOOP_WORKDIR or .driftloop).")
 def train(policy_path: str, strategy: str | None, window: str | None, cohort: str | None, data_path: Path | None, end: str | None, decision_id: str | None, actor: str, workdir: Path | None) -> None:
     """Retrain a policy's model and register it; move `challenger` if the gate passes (`champion` if none)."""
-    from components.training.workflow import PHASES, quiet_ml_logging
+    from components.training.workflow import PHASES, import_tensorflow_quietly, quiet_ml_logging
 
     quiet_ml_logging()
     from rich.console import Console
@@ -41,6 +41,8 @@ def train(policy_path: str, strategy: str | None, window: str | None, cohort: st
 
     policy = load_policy(policy_path)
     settings = settings_for(workdir)
+    if policy.trainer.kind == "keras_mlp":
+        import_tensorflow_quietly()
     console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(f"{policy.model}: starting", total=len(PHASES))
