@@ -34,9 +34,11 @@ class Registry(Protocol):
 
     def get(self, model: str, alias: str) -> Any: ...
 
-    def promote(self, model: str, version: str, actor: str, reason: str) -> Any: ...
+    def set_challenger(self, model: str, version: int, actor: str = ..., reason: str = ...) -> Any: ...
 
-    def rollback(self, model: str, actor: str, reason: str) -> Any: ...
+    def promote(self, model: str, version: int | None = None, actor: str = ..., reason: str = ...) -> Any: ...
+
+    def rollback(self, model: str, actor: str = ..., reason: str = ...) -> Any: ...
 
 
 @dataclass
@@ -130,6 +132,9 @@ def _resolve(registry: Registry, model: str, uri: str) -> str:
     if name != model:
         raise ConfigError(f"challenger URI {uri!r} names model {name!r}, the policy serves {model!r}", fix=f"use models:/{model}@challenger")
     if version is not None:
+        known = getattr(registry, "versions", None)
+        if known is not None and version not in {_version_of(v) for v in known(model)}:
+            raise ConfigError(f"challenger URI {uri!r} names a version the registry does not have", fix=f"list versions with 'driftloop registry' and use models:/{model}/<version>")
         return version
     try:
         return _version_of(registry.get(model, str(alias)))
@@ -181,10 +186,15 @@ def run_rollout(
         result.outcome, result.reason = outcome, reason
         if outcome == "promoted":
             backend.promote()
-            registry.promote(model, challenger_v, actor, reason)
+            registry.promote(model, int(challenger_v), actor=actor, reason=f"canary rollout: {reason}")
         else:
             backend.rollback()
-            registry.rollback(model, actor, f"challenger version {challenger_v} rolled back: {reason}")
+            # ModelRegistry.rollback drops the challenger alias; without one it would restore
+            # an older champion, so make sure the alias names the version that was rolled out.
+            current = registry.get(model, "challenger")
+            if current is None or _version_of(current) != challenger_v:
+                registry.set_challenger(model, int(challenger_v), actor=actor, reason="canary rollout under way")
+            registry.rollback(model, actor=actor, reason=f"canary rollout of version {challenger_v}: {reason}")
         say(f"{outcome.replace('_', ' ')}: {reason}")
         return result
 

@@ -156,35 +156,19 @@ def start_predictor(store: Store, tmp_path: Path) -> Iterator[Callable[..., str]
         yield start
 
 
-class AliasRegistry:
-    """Registry stand-in with the components.registry interface the controller uses, backed by
-    real MLflow aliases; records promote/rollback calls."""
-
-    def __init__(self, tracking_uri: str) -> None:
-        from mlflow import MlflowClient
-
-        self.client = MlflowClient(tracking_uri)
-        self.events: list[tuple[str, str, str]] = []
-
-    def get(self, model: str, alias: str):
-        return self.client.get_model_version_by_alias(model, alias)
-
-    def promote(self, model: str, version: str, actor: str, reason: str) -> None:
-        old = self.client.get_model_version_by_alias(model, "champion").version
-        self.client.set_registered_model_alias(model, "champion", version)
-        self.client.set_registered_model_alias(model, "previous_champion", old)
-        self.events.append(("promote", version, reason))
-
-    def rollback(self, model: str, actor: str, reason: str) -> None:
-        self.client.set_model_version_tag(model, self.client.get_model_version_by_alias(model, "champion").version, "last_rollback", reason)
-        self.events.append(("rollback", "", reason))
-
-
 @pytest.fixture
-def registry(store: Store) -> AliasRegistry:
-    """Aliases reset to champion=good1 for each test."""
-    reg = AliasRegistry(store.tracking_uri)
-    reg.client.set_registered_model_alias(MODEL, "champion", store.versions["good1"])
+def registry(store: Store, tmp_path: Path):
+    """The project's ModelRegistry on the test store, aliases reset to champion=good1."""
+    from components.registry import ModelRegistry
+    from driftloop.settings import Settings
+
+    reg = ModelRegistry(Settings(workdir=tmp_path / "work", mlflow_tracking_uri=store.tracking_uri))
+    client = reg._client()
+    client.set_registered_model_alias(MODEL, "champion", store.versions["good1"])
+    try:
+        client.delete_registered_model_alias(MODEL, "challenger")
+    except Exception:  # no challenger alias yet
+        pass
     return reg
 
 

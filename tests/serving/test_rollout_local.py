@@ -45,7 +45,8 @@ def test_good_challenger_is_promoted_without_failed_requests(store, registry, ch
     assert result.outcome == "promoted", lines
     assert [s["percent"] for s in result.steps if s["decision"] != "hold"] == [50, 100]
     assert str(registry.get(MODEL, "champion").version) == store.versions["good2"]
-    assert str(registry.get(MODEL, "previous_champion").version) == store.versions["good1"]
+    event = registry.history(MODEL)[-1]
+    assert event["event"] == "promote" and str(event["previous"]) == store.versions["good1"]
     assert traffic.failures() == [] and len(traffic.results) > 100
     served = {r[2] for r in traffic.results}
     assert served == {"champion", "challenger"}
@@ -57,7 +58,8 @@ def test_failing_challenger_is_rolled_back_in_one_interval(store, registry, cham
     assert result.outcome == "rolled_back", lines
     assert len(result.steps) == 1 and result.reason.startswith("error_rate ")
     assert str(registry.get(MODEL, "champion").version) == store.versions["good1"]
-    assert registry.events[-1][0] == "rollback" and "error_rate" in registry.events[-1][2]
+    event = registry.history(MODEL)[-1]
+    assert event["event"] == "rollback" and "error_rate" in event["reason"] and registry.get(MODEL, "challenger") is None
     # every failed request was a 500 from the challenger; none failed because of a shift
     fails = traffic.failures()
     assert fails and {(s, by) for _, s, by, _ in fails} == {(500, "challenger")}

@@ -1,0 +1,156 @@
+"""run_rollout refuses bad rollouts before any traffic moves, and its loop (driven by a fake
+clock and an in-memory metric source) holds on no data and gives up with a reason."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import MODEL, policy_dict
+
+from driftloop.errors import ConfigError, ServiceUnavailable
+from serving.canary.controller import run_rollout
+from serving.metrics import LATENCY_BUCKETS, PREDICTION_BUCKETS
+from serving.prometheus import Sample, parse_selector
+
+pytestmark = pytest.mark.integration  # real MLflow registry (SQLite), no servers
+
+
+class SpyBackend:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.percent = 0
+
+    def deploy_challenger(self, uri: str) -> None:
+        self.calls.append(("deploy", uri))
+
+    def wait_ready(self, timeout: float = 0) -> None:
+        self.calls.append(("ready",))
+
+    def set_traffic(self, percent: int) -> None:
+        self.calls.append(("traffic", percent))
+        self.percent = percent
+
+    def current_traffic(self) -> int:
+        return self.percent
+
+    def promote(self) -> None:
+        self.calls.append(("promote",))
+
+    def rollback(self) -> None:
+        self.calls.append(("rollback",))
+        self.percent = 0
+
+    def metrics_targets(self) -> list[str]:
+        return []
+
+
+class FakeSource:
+    """Counters per version, advanced by the test's sleep()."""
+
+    def __init__(self, online: bool = True) -> None:
+        self.online = online
+        self.counts: dict[str, dict[str, float]] = {}
+
+    def add(self, version: str, requests: int, errors: int = 0, latency: float = 0.004, prediction: float = 0.3) -> None:
+        c = self.counts.setdefault(version, {"req": 0, "err": 0, "lat": latency, "pred": prediction})
+        c["req"] += requests
+        c["err"] += errors
+        c["lat"], c["pred"] = latency, prediction
+
+    def query(self, promql: str) -> list[Sample]:
+        name, labels = parse_selector(promql)
+        c = self.counts.get(labels["model_version"])
+        if c is None:
+            return []
+        if name == "driftloop_requests_total":
+            return [Sample(name, labels, c["req"])]
+        if name == "driftloop_request_errors_total":
+            return [Sample(name, labels, c["err"])]
+        buckets, x = (LATENCY_BUCKETS, c["lat"]) if "latency" in name else (PREDICTION_BUCKETS, c["pred"])
+        ok = c["req"] - c["err"]
+        return [Sample(name, {**labels, "le": str(le)}, ok if x <= le else 0.0) for le in (*buckets, float("inf"))]
+
+    def is_online(self) -> bool:
+        return self.online
+
+
+def run(store, registry, policy, source=None, **kw):
+    backend = SpyBackend()
+    source = source or FakeSource()
+    result = run_rollout(policy, backend, source, registry, sleep=kw.pop("sleep", lambda s: None), clock=kw.pop("clock", lambda: 0.0), **kw)
+    return result, backend
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"steps": [10, 5, 100]}, "rollout.steps: steps must strictly increase"),
+        ({"steps": [10, 50]}, "the last step must be 100"),
+        ({"checks": [{"metric": "f1_score", "max": 0.1}]}, "rollout.checks.0.metric"),
+        ({"checks": []}, "rollout.checks is empty"),
+        ({"checks": [{"metric": "error_rate"}]}, "rollout.checks[0] (error_rate) has no threshold"),
+        ({"checks": [{"metric": "accuracy", "max_drop": 0.02}]}, "needs delayed labels"),
+    ],
+)
+def test_bad_policies_fail_before_traffic_moves(store, registry, overrides: dict, needle: str) -> None:
+    backend = SpyBackend()
+    with pytest.raises(ConfigError) as err:
+        run_rollout(policy_dict(**overrides), backend, FakeSource(), registry, challenger_uri=f"models:/{MODEL}/{store.versions['good2']}")
+    assert needle in str(err.value)
+    assert backend.calls == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "needle"),
+    [
+        (f"models:/{MODEL}/99", "names a version the registry does not have"),
+        (f"models:/{MODEL}@nonexistent", "does not resolve"),
+        ("s3://bucket/model", "is not a registry URI"),
+        ("models:/other@challenger", "names model 'other'"),
+        (f"models:/{MODEL}@champion", "is the champion"),
+    ],
+)
+def test_unreachable_or_wrong_challenger_fails_before_traffic_moves(store, registry, uri: str, needle: str) -> None:
+    backend = SpyBackend()
+    with pytest.raises(ConfigError) as err:
+        run_rollout(policy_dict(checks=[{"metric": "error_rate", "max": 0.01}]), backend, FakeSource(), registry, challenger_uri=uri)
+    assert needle in str(err.value)
+    assert backend.calls == []
+
+
+def test_offline_metrics_source_rolls_nothing_out(store, registry) -> None:
+    backend = SpyBackend()
+    with pytest.raises(ServiceUnavailable, match="metrics source"):
+        run_rollout(policy_dict(checks=[{"metric": "error_rate", "max": 0.01}]), backend, FakeSource(online=False), registry,
+                    challenger_uri=f"models:/{MODEL}/{store.versions['good2']}", sleep=lambda s: None)
+    assert not [c for c in backend.calls if c[0] == "traffic"]
+
+
+def test_no_data_holds_then_rolls_back_with_reason(store, registry) -> None:
+    policy = policy_dict(checks=[{"metric": "error_rate", "max": 0.01}])
+    result, backend = run(store, registry, policy, challenger_uri=f"models:/{MODEL}/{store.versions['good2']}", max_no_data_holds=2)
+    assert result.outcome == "rolled_back"
+    assert [s["decision"] for s in result.steps] == ["hold", "hold", "hold"]
+    assert result.reason.startswith("no data for 3 intervals at 50%: no data: challenger served 0 < min_requests 20")
+    assert backend.calls[-1] == ("rollback",) and ("traffic", 50) in backend.calls
+    assert str(registry.get(MODEL, "champion").version) == store.versions["good1"]
+
+
+def test_fake_clock_walks_every_step_and_promotes(store, registry) -> None:
+    source = FakeSource()
+    good1, good2 = store.versions["good1"], store.versions["good2"]
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        source.add(good1, 60)
+        source.add(good2, 60)
+
+    policy = policy_dict(steps=[10, 50, 100], checks=[{"metric": "error_rate", "max": 0.01}, {"metric": "latency_p95", "max_ratio": 1.5},
+                                                    {"metric": "prediction_shift", "max": 0.25}])
+    result, backend = run(store, registry, policy, source, challenger_uri=f"models:/{MODEL}/{good2}", sleep=sleep, clock=lambda: now[0])
+    assert result.outcome == "promoted", result.steps
+    assert [c for c in backend.calls if c[0] == "traffic"] == [("traffic", 10), ("traffic", 50), ("traffic", 100)]
+    assert backend.calls[-1] == ("promote",)
+    # prediction_shift needs 100 predictions per arm, so the first interval holds
+    assert [s["decision"] for s in result.steps] == ["hold", "advance", "advance", "promote"]
+    assert str(registry.get(MODEL, "champion").version) == good2
