@@ -183,3 +183,24 @@ def test_a_lost_race_settles_on_the_first_version(registry: ModelRegistry, train
 
     runs = mlflow.MlflowClient(registry.uri).search_runs([mlflow.MlflowClient(registry.uri).get_experiment_by_name("driftloop/race").experiment_id])
     assert sorted(r.data.tags.get("driftloop.duplicate_of", "") for r in runs) == ["", str(first.version)]
+
+
+def test_keras_champion_loads_in_a_fresh_process(registry: ModelRegistry, trained: Trained, tmp_path: Path) -> None:
+    from components.training.trainers import train_model
+
+    policy = trained.policy.model_copy(update={"model": "keras", "trainer": trained.policy.trainer.model_copy(update={"kind": "keras_mlp", "params": {"epochs": 2, "hidden": [4]}})})
+    model = train_model(policy, trained.data.train)
+    registry.promote("keras", registry.register(policy, model, trained.data, trained.verdict).version)
+    rows = trained.data.holdout.head(20).assign(x1=lambda f: f["x1"].round().astype(int))  # ints where floats were trained
+    rows.to_parquet(tmp_path / "rows.parquet")
+    code = (
+        "import mlflow, numpy as np, pandas as pd\n"
+        f"p = mlflow.pyfunc.load_model('models:/keras@champion').predict(pd.read_parquet({str(tmp_path / 'rows.parquet')!r}))\n"
+        f"np.save({str(tmp_path / 'p.npy')!r}, p)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MLFLOW_TRACKING_URI": registry.uri}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    p = np.load(tmp_path / "p.npy")
+    assert p.shape == (20,)
+    np.testing.assert_allclose(p, model.predict(rows), rtol=1e-5)
