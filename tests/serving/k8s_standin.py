@@ -1,0 +1,124 @@
+"""A Kubernetes API stand-in for one resource type: GET and merge-PATCH of KServe
+InferenceServices over real HTTP, validating every patched object against the CRD's
+OpenAPI schema and imitating the KServe controller's canary status."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CRD = Path("/work/shared/schemas/serving.kserve.io_inferenceservices.yaml")
+PATH = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices/{name}"
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def isvc(name: str, namespace: str, storage_uri: str) -> dict:
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "metadata": {"name": name, "namespace": namespace, "generation": 1},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "mlflow"}, "protocolVersion": "v2", "storageUri": storage_uri}}},
+    }
+
+
+class KServeStandIn:
+    def __init__(self, objects: list[dict], not_ready_polls: int = 0) -> None:
+        import jsonschema
+
+        crd = yaml.safe_load(CRD.read_text())
+        self.validator = jsonschema.Draft7Validator(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+        self.objects = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects}
+        self.revisions: dict[tuple[str, str], int] = {}
+        self.patches: list[tuple[str, dict]] = []  # (content type, body)
+        self.not_ready_polls = not_ready_polls
+        for key in self.objects:
+            self._reconcile(key, new_revision=True)
+
+    def _reconcile(self, key: tuple[str, str], new_revision: bool) -> None:
+        obj = self.objects[key]
+        name = key[1]
+        status = obj.setdefault("status", {})
+        pred = status.setdefault("components", {}).setdefault("predictor", {})
+        if new_revision:
+            n = self.revisions[key] = self.revisions.get(key, 0) + 1
+            if pred.get("latestCreatedRevision"):
+                pred["previousRolledoutRevision"] = pred.get("latestRolledoutRevision")
+            pred["latestCreatedRevision"] = f"{name}-predictor-{n:05d}"
+        latest, prev = pred["latestCreatedRevision"], pred.get("previousRolledoutRevision")
+        canary = obj["spec"]["predictor"].get("canaryTrafficPercent")
+        if prev is None or canary is None or canary == 100:
+            pred["traffic"] = [{"revisionName": latest, "percent": 100, "latestRevision": True, "tag": "latest"}]
+            pred["latestRolledoutRevision"] = latest
+        else:
+            pred["traffic"] = [{"revisionName": latest, "percent": canary, "latestRevision": True, "tag": "latest"},
+                               {"revisionName": prev, "percent": 100 - canary, "latestRevision": False, "tag": "prev"}]
+        pred["latestReadyRevision"] = pred["latestCreatedRevision"]
+        self._pending = self.not_ready_polls
+        status["conditions"] = [{"type": "Ready", "status": "True"}]
+
+    def app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        def status_404(ns: str, name: str) -> JSONResponse:
+            return JSONResponse({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+                                 "message": f'inferenceservices.serving.kserve.io "{name}" not found'}, status_code=404)
+
+        async def handle(request: Request) -> JSONResponse:
+            key = (request.path_params["ns"], request.path_params["name"])
+            if key not in self.objects:
+                return status_404(*key)
+            obj = self.objects[key]
+            if request.method == "GET":
+                view = copy.deepcopy(obj)
+                if self._pending > 0:  # the new revision is still starting
+                    self._pending -= 1
+                    view["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+                    view["status"]["components"]["predictor"]["latestReadyRevision"] = None
+                return JSONResponse(view)
+            ctype = request.headers.get("content-type", "")
+            if ctype != "application/merge-patch+json":
+                return JSONResponse({"kind": "Status", "code": 415, "message": f"unsupported patch type {ctype}"}, status_code=415)
+            body = await request.json()
+            self.patches.append((ctype, body))
+            merged = merge_patch(obj, body)
+            errors = sorted(self.validator.iter_errors({k: v for k, v in merged.items() if k != "status"}), key=str)
+            if errors:
+                msg = "; ".join(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:3])
+                return JSONResponse({"kind": "Status", "code": 422, "reason": "Invalid", "message": msg}, status_code=422)
+            old_uri = obj["spec"]["predictor"]["model"].get("storageUri")
+            merged["metadata"]["generation"] = obj["metadata"]["generation"] + 1
+            self.objects[key] = merged
+            self._reconcile(key, new_revision=merged["spec"]["predictor"]["model"].get("storageUri") != old_uri)
+            return JSONResponse(self.objects[key])
+
+        return Starlette(routes=[Route(PATH.replace("{ns}", "{ns}").replace("{name}", "{name}"), handle, methods=["GET", "PATCH"])])
+
+    def serve(self, port: int) -> Any:
+        import uvicorn
+
+        server = uvicorn.Server(uvicorn.Config(self.app(), host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return server, thread
