@@ -28,7 +28,8 @@ def settings_for(workdir: Path | None):  # type: ignore[no-untyped-def]
 @click.option("--decision-id", default=None, help="The monitor decision that triggered this retrain (makes retries idempotent).")
 @click.option("--actor", default="driftloop-cli", show_default=True, help="Who is retraining (recorded with alias moves).")
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Work directory (default: DRIFTLOOP_WORKDIR or .driftloop).")
-def train(policy_path: str, strategy: str | None, window: str | None, cohort: str | None, data_path: Path | None, end: str | None, decision_id: str | None, actor: str, workdir: Path | None) -> None:
+@click.option("--report", "report_path", type=click.Path(path_type=Path), default=None, help="Write the verdict as a self-contained HTML page (plots per segment).")
+def train(policy_path: str, strategy: str | None, window: str | None, cohort: str | None, data_path: Path | None, end: str | None, decision_id: str | None, actor: str, workdir: Path | None, report_path: Path | None) -> None:
     """Retrain a policy's model and register it; move `challenger` if the gate passes (`champion` if none)."""
     from components.training.workflow import PHASES, import_tensorflow_quietly, quiet_ml_logging
 
@@ -63,5 +64,11 @@ def train(policy_path: str, strategy: str | None, window: str | None, cohort: st
         click.echo(f"  {line}")
     moved = f", alias {result.alias}" if result.alias else ", no alias moved"
     click.echo(f"registered {policy.model} version {version.version}{moved} ({settings.mlflow_tracking_uri})")
+    if report_path is not None:
+        from components.training.report import verdict_html
+
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(verdict_html(verdict, title=f"{policy.model} version {version.version}: challenger vs champion"))
+        click.echo(f"wrote {report_path}")
     t = result.timings
     click.echo(f"time: training set {t['training_set']:.1f}s, train {t['train']:.1f}s, evaluate {t['evaluate']:.1f}s, register {t['register']:.1f}s, total {t['total']:.1f}s")

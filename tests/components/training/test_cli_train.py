@@ -39,8 +39,11 @@ def test_train_registers_champion_then_challenger_and_is_idempotent(files: dict[
     assert "gate (auc): PASSED" in out and "no champion: absolute checks only" in out
     assert "registered credit-test version 1, alias champion" in out
 
-    assert main(_train(files, "--strategy", "full", "--end", "2025-02-01", "--decision-id", "dec-9")) == 0
+    report = files["workdir"] / "verdict.html"
+    assert main(_train(files, "--strategy", "full", "--end", "2025-02-01", "--decision-id", "dec-9", "--report", str(report))) == 0
     out = capsys.readouterr().out
+    page = report.read_text()
+    assert "overall auc: challenger" in page and "plotly" in page and "<script src=" not in page  # self-contained
     assert "overall auc: challenger" in out and "segment subprime" in out
     registry = ModelRegistry(Settings(workdir=files["workdir"]))
     champion = registry.get("credit-test", CHAMPION)
