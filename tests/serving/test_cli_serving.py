@@ -1,0 +1,58 @@
+"""``driftloop serve`` and ``driftloop rollout`` from the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from conftest import MODEL, NUMERIC, REPO_ROOT, free_port, policy_dict, wait_ready
+
+pytestmark = pytest.mark.integration
+
+
+def _env(store, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "DRIFTLOOP_WORKDIR": str(tmp_path / "work"), "DRIFTLOOP_MLFLOW_TRACKING_URI": store.tracking_uri,
+            "PYTHONPATH": str(REPO_ROOT)}
+
+
+def _policy(tmp_path: Path, **rollout: object) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy_dict(**rollout)))
+    return path
+
+
+def test_serve_serves_the_alias(store, registry, tmp_path: Path) -> None:
+    port = free_port()
+    cmd = [sys.executable, "-m", "driftloop.cli", "serve", "--policy", str(_policy(tmp_path)), "--port", str(port)]
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_env(store, tmp_path), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, log=tmp_path / "serve.log")
+        inst = dict.fromkeys(NUMERIC, 0.5) | {"segment": "a"}
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/models/{MODEL}:predict", json={"instances": [inst]})
+        assert r.status_code == 200 and r.headers["x-model-version"] == store.versions["good1"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+    assert f"serving {MODEL} version {store.versions['good1']}" in (tmp_path / "serve.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--challenger", f"models:/{MODEL}/99"], "names a version the registry does not have"),
+        ([], "does not resolve"),  # no challenger alias is set
+    ],
+)
+def test_rollout_errors_are_one_line_exit_2(store, registry, tmp_path: Path, args: list[str], needle: str) -> None:
+    cmd = [sys.executable, "-m", "driftloop.cli", "rollout", "--policy", str(_policy(tmp_path, checks=[{"metric": "error_rate", "max": 0.01}])), *args]
+    out = subprocess.run(cmd, cwd=REPO_ROOT, env=_env(store, tmp_path), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert needle in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
