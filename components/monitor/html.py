@@ -241,7 +241,8 @@ def _trace_figure(name: str, r: dict[str, Any]) -> Any | None:
     if d.get("detected_timestamp") or d.get("stream_position") is not None:
         at = d.get("detected_timestamp") if ts.get("values") else d.get("stream_position")
         fig.add_vline(x=at, line={"color": "#d73a49", "width": 2})
-        fig.add_annotation(x=at, y=max(y), text="detected", showarrow=False, yshift=10, font={"color": "#d73a49"})
+        finite = [v for v in y if v is not None]  # online detectors have no statistic while warming up
+        fig.add_annotation(x=at, y=max(finite) if finite else 0, text="detected", showarrow=False, yshift=10, font={"color": "#d73a49"})
     where = f" [{r['segment']}]" if r.get("segment") else ""
     return _layout(fig, f"{name}{where}: {r.get('test')} on the error stream", xaxis_title="time" if ts.get("values") else "labelled row")
 

@@ -148,3 +148,16 @@ def test_plots_render_offline_in_a_real_browser(report: MonitorReport, tmp_path:
     plots = dom.count('class="plotly-graph-div')
     assert plots == 3
     assert dom.count('class="main-svg"') >= plots, "plotly drew an SVG in every plot div"
+
+
+def test_html_tolerates_a_trace_with_gaps() -> None:
+    """Online detectors have no statistic while they warm up: those points are null in the JSON."""
+    result = {"test": "fet_online", "statistic": 0.9, "p_value": None, "threshold": 0.8, "drift": True, "metric": "error_rate",
+              "segment": None, "detected_at": 3, "status": "ok",
+              "details": {"trace": [{"t": 0, "statistic": None, "threshold": None}, {"t": 1, "statistic": 0.2, "threshold": 0.8},
+                                    {"t": 3, "statistic": 0.9, "threshold": 0.8}], "stream_position": 3}}
+    report = MonitorReport(model="m", model_version=None, window={"start": "a", "end": "b", "rows": 4},
+                           monitors=[{"name": "es", "type": "concept_drift", "fired": True, "summary": "s", "results": [result]}],
+                           decision={"action": "alert", "reasons": ["es: s"]}, created_at="now")
+    page = render_html(MonitorReport.from_json(report.to_json()), include_plotlyjs=False)
+    assert "es: fet_online on the error stream" in page and "labelled row" in page

@@ -8,11 +8,14 @@ sample would be); "before" is a later pre-onset window, "after" starts at the on
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from components.data.scenarios import SCENARIOS, generate
 from components.monitor.engine import run_monitors
+from components.monitor.html import write_html
 from components.monitor.report import MonitorReport
 from components.policy import Policy, load_policy
 
@@ -57,6 +60,14 @@ class Scenario:
         return run_monitors(self.policy, self.ref, between(self.policy, self.df, utc(start), utc(end)), model_version="1", **kw)
 
 
+def keep(report: MonitorReport, artifacts_dir: Path, name: str) -> None:
+    """Leave the report where a person can open it (test-artifacts/monitor-<name>/)."""
+    out = artifacts_dir / f"monitor-{name}"
+    out.mkdir(exist_ok=True)
+    (out / "report.json").write_text(report.to_json())
+    write_html(report, out / "report.html")
+
+
 def retrain_monitors(report: MonitorReport, policy: Policy) -> set[str]:
     """Fired monitors that a retrain action names (alerts are allowed before the onset)."""
     retrain = {n for a in policy.actions if a.action == "retrain" for n in a.when}
@@ -79,8 +90,9 @@ def test_churn_before_onset_does_not_retrain(churn: Scenario) -> None:
     assert acc["statistic"] > 0.88
 
 
-def test_churn_after_onset_retrains_on_the_accuracy_floor(churn: Scenario) -> None:
+def test_churn_after_onset_retrains_on_the_accuracy_floor(churn: Scenario, artifacts_dir: Path) -> None:
     report = churn.run("2025-07-01", "2025-09-01")
+    keep(report, artifacts_dir, "churn")
     d = report.decision
     (action,) = [a for a in churn.policy.actions if "accuracy_floor" in a.when]  # the policy says how to retrain
     assert (d["action"], d["strategy"], d["window"]) == ("retrain", action.strategy, action.window)
@@ -106,8 +118,9 @@ def test_credit_before_onset_is_quiet(credit: Scenario) -> None:
     assert report.decision["action"] == "none"
 
 
-def test_credit_after_onset_subprime_gini_retrains_and_prime_does_not_fire(credit: Scenario) -> None:
+def test_credit_after_onset_subprime_gini_retrains_and_prime_does_not_fire(credit: Scenario, artifacts_dir: Path) -> None:
     report = credit.run("2025-07-01", "2025-10-01")
+    keep(report, artifacts_dir, "credit")
     sub, prime = report.monitor("subprime_gini"), report.monitor("prime_gini")
     assert sub["fired"] and not prime["fired"]
     (r,) = sub["results"]
@@ -133,7 +146,7 @@ def test_fraud_error_stream_is_quiet_before_onset(fraud: Scenario) -> None:
     assert report.monitor("error_stream")["results"][0]["status"] == "ok"
 
 
-def test_fraud_emergency_retrain_within_hours_of_onset(fraud: Scenario) -> None:
+def test_fraud_emergency_retrain_within_hours_of_onset(fraud: Scenario, artifacts_dir: Path) -> None:
     onset = fraud.spec.onset
     as_of = onset + pd.Timedelta(hours=18)
     window = between(fraud.policy, fraud.df, onset - pd.Timedelta(hours=12), as_of)
@@ -141,6 +154,7 @@ def test_fraud_emergency_retrain_within_hours_of_onset(fraud: Scenario) -> None:
     window = window.assign(**{fraud.policy.label: window[fraud.policy.label].where(window["label_timestamp"] <= as_of)})
     assert window[fraud.policy.label].isna().any()
     report = run_monitors(fraud.policy, fraud.ref, window, model_version="1")
+    keep(report, artifacts_dir, "fraud")
     d = report.decision
     assert (d["action"], d["strategy"], d["window"], d["min_rows"]) == ("retrain", "emergency", "48h", 2000)
     (r,) = report.monitor("error_stream")["results"]
@@ -175,8 +189,9 @@ def test_recsys_category_shift_retrains_on_the_recent_window(recsys: Scenario) -
     assert (d["action"], d["strategy"], d["window"], d["cohort"]) == ("retrain", "recent_window", "14d", None)
 
 
-def test_recsys_casual_cohort_drop_retrains_that_cohort(recsys: Scenario) -> None:
+def test_recsys_casual_cohort_drop_retrains_that_cohort(recsys: Scenario, artifacts_dir: Path) -> None:
     report = recsys.run("2025-06-10", "2025-06-20")
+    keep(report, artifacts_dir, "recsys")
     sprt = report.monitor("cohort_ctr")
     fired = {r["segment"] for r in sprt["results"] if r["drift"]}
     assert fired == {"casual"}
@@ -209,8 +224,9 @@ def test_concept_inputs_stay_quiet_after_onset(concept_after: MonitorReport) -> 
     assert not concept_after.monitor("feature_drift")["fired"], concept_after.monitor("feature_drift")["summary"]
 
 
-def test_concept_drift_with_quiet_labels_finds_the_west_evening_slice(concept_after: MonitorReport) -> None:
+def test_concept_drift_with_quiet_labels_finds_the_west_evening_slice(concept_after: MonitorReport, artifacts_dir: Path) -> None:
     report = concept_after
+    keep(report, artifacts_dir, "concept")
     assert not report.monitor("label_drift")["fired"]
     assert report.monitor("accuracy_drop")["fired"] and report.monitor("error_stream")["fired"]
     d = report.decision
