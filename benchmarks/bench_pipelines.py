@@ -9,7 +9,7 @@
 Usage: ``python benchmarks/bench_pipelines.py [--tasks N] [--rows N] [--full]``.
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": KFP reads the component signature's real types.
 
 import argparse
 import sys
@@ -41,11 +41,11 @@ def chain(n: int):  # noqa: ANN201 - a KFP pipeline object
 
 
 def bench_overhead(n: int) -> tuple[float, float]:
-    from pipelines.local import init_local, local_env
+    from pipelines.local import init_local, local_env, quiet_local_warnings
 
     with tempfile.TemporaryDirectory() as tmp:
         init_local(Path(tmp) / "root")
-        with local_env(Path(tmp)):
+        with local_env(Path(tmp)), quiet_local_warnings():
             started = time.perf_counter()
             out = chain(n)(x=0)
             local = time.perf_counter() - started

@@ -102,9 +102,7 @@ def run_pipeline(pipeline: str, policy_yaml: str, workdir: Path, source: str = "
     args = local_arguments(pipeline, policy_yaml, workdir, source, params or {})
     before = set(root.iterdir())
     started = time.perf_counter()
-    with local_env(workdir), warnings.catch_warnings(), _spinner(progress, f"running pipeline {pipeline} locally"):
-        # The project image name has no "python" in it; kfp.local warns about that for every task.
-        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+    with local_env(workdir), quiet_local_warnings(), _spinner(progress, f"running pipeline {pipeline} locally"):
         try:
             task = func(**args)
         except RuntimeError as exc:
@@ -114,6 +112,17 @@ def run_pipeline(pipeline: str, policy_yaml: str, workdir: Path, source: str = "
     run_dir = max(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime, default=root)
     outputs = dict(task.outputs) if getattr(task, "outputs", None) else {}
     return LocalRun(pipeline, "SUCCEEDED", seconds, root, run_dir, {k: v for k, v in outputs.items() if isinstance(v, str | int | float | bool)})
+
+
+@contextlib.contextmanager
+def quiet_local_warnings() -> Iterator[None]:
+    """Silence kfp.local's per-task warnings that do not apply to this project's runs."""
+    with warnings.catch_warnings():
+        # The project image name has no "python" in it; the subprocess runner uses this venv anyway.
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        # Display names and cluster settings matter on Kubeflow only.
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+        yield
 
 
 @contextlib.contextmanager
