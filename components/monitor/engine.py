@@ -173,11 +173,12 @@ def _fmt(x: float | None) -> str:
 
 
 def _p(p: float | None) -> str:
+    """A p-value with its relation sign: ``=0.031``, ``=2.6e-25``, ``<1e-300`` (underflow)."""
     if p is None:
-        return "n/a"
+        return "=n/a"
     if p == 0:
-        return "<1e-300"  # underflow: far beyond any threshold
-    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+        return "<1e-300"
+    return f"={p:.1e}" if p < 1e-3 else f"={p:.3f}"
 
 
 # --- feature drift ---------------------------------------------------------------------
@@ -231,7 +232,7 @@ def _drift_summary(tests: list[TestResult], psis: list[TestResult], multi: list[
     parts = []
     hits = sorted((r for r in tests if r.drift), key=lambda r: (r.p_value if r.p_value is not None else 1.0))
     if hits:
-        shown = ", ".join(f"{_where(r)} ({r.test} p={_p(r.p_value)})" for r in hits[:4])
+        shown = ", ".join(f"{_where(r)} ({r.test} p{_p(r.p_value)})" for r in hits[:4])
         parts.append(f"{len(hits)} of {len(done)} feature tests drifted: {shown}" + (" ..." if len(hits) > 4 else ""))
     elif fire_on != "psi":
         parts.append(f"no feature drifted in {len(done)} tests")
@@ -242,7 +243,7 @@ def _drift_summary(tests: list[TestResult], psis: list[TestResult], multi: list[
         top = max(psis, key=lambda r: r.statistic or 0)
         parts.append(f"PSI below drift threshold (max {_where(top)} {top.statistic:.3f})")
     for r in multi:
-        parts.append(f"multivariate {r.test} {'drift' if r.drift else 'no drift'} (p={_p(r.p_value)})")
+        parts.append(f"multivariate {r.test} {'drift' if r.drift else 'no drift'} (p{_p(r.p_value)})")
     return "; ".join(parts)
 
 
@@ -289,9 +290,9 @@ def _prediction_drift(ctx: _Context, m: PredictionDriftMonitor) -> dict[str, Any
     if not tests:
         summary = f"insufficient data: {results[0].details.get('n')} predictions < min_samples {m.min_samples}"
     elif hits:
-        summary = "; ".join(f"prediction distribution shifted{f' in {r.segment}' if r.segment else ''} ({r.test} stat {r.statistic:.3f}, p={_p(r.p_value)} < {r.threshold})" for r in hits)
+        summary = "; ".join(f"prediction distribution shifted{f' in {r.segment}' if r.segment else ''} ({r.test} stat {r.statistic:.3f}, p{_p(r.p_value)} < {r.threshold})" for r in hits)
     else:
-        summary = f"prediction distribution stable ({tests[0].test} p={_p(tests[0].p_value)})"
+        summary = f"prediction distribution stable ({tests[0].test} p{_p(tests[0].p_value)})"
     psi = [r for r in results if r.test == "psi"]
     if psi:
         summary += f"; PSI {psi[0].statistic:.3f}"
@@ -321,7 +322,7 @@ def _label_drift(ctx: _Context, m: LabelDriftMonitor) -> dict[str, Any]:
         r = hits[0] if hits else ok[0]
         where = f" in {r.segment}" if r.segment else ""
         summary = (f"label rate{where} {r.details['reference_rate']:.3f} -> {r.details['current_rate']:.3f} "
-                   f"({r.test} p={_p(r.p_value)} {'<' if r.drift else '>='} {r.threshold})")
+                   f"({r.test} p{_p(r.p_value)} {'<' if r.drift else '>='} {r.threshold})")
     return {"fired": bool(hits), "results": results, "summary": summary}
 
 
