@@ -1,0 +1,78 @@
+"""Metric sources against real servers: a KServe predictor's /metrics read directly, and
+the same series through a real Prometheus scraping it every second."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import MODEL, NUMERIC, free_port, predictor_process
+
+from driftloop.errors import ConfigError, ServiceUnavailable
+from serving.prometheus import DirectSource, PrometheusSource, arm_snapshot, source_from_settings
+
+pytestmark = pytest.mark.integration
+
+
+def start_prometheus(tmp_path: Path, targets: list[str]) -> tuple[subprocess.Popen, str]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus is not installed (scripts/install-system-deps.sh installs it)")
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    hosts = ", ".join(f"'{t.removeprefix('http://')}'" for t in targets)
+    config.write_text(f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: models\n    static_configs:\n      - targets: [{hosts}]\n")
+    log = open(tmp_path / "prometheus.log", "wb")
+    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def test_direct_and_prometheus_sources_agree(store, tmp_path: Path) -> None:
+    with predictor_process(store, f"models:/{MODEL}/{store.versions['good1']}", tmp_path / "log") as url:
+        inst = dict.fromkeys(NUMERIC, 0.1) | {"segment": "b"}
+        for _ in range(30):
+            assert httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": [inst, inst]}).status_code == 200
+        httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": [{"x1": 1}]})  # a client error
+        direct = DirectSource([url])
+        assert direct.is_online()
+        version = store.versions["good1"]
+        snap = arm_snapshot(direct, MODEL, version)
+        assert snap.requests == 31 and snap.errors == 0  # client errors are not server errors
+        assert sum(snap.prediction_counts()) == 60
+        assert 0 < snap.latency_quantile(0.95) < 1.0
+
+        proc, prom_url = start_prometheus(tmp_path, [url])
+        try:
+            prom = PrometheusSource(prom_url)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (prom.is_online() and prom.query(f'driftloop_requests_total{{model_version="{version}"}}')):
+                time.sleep(0.5)
+            via_prom = arm_snapshot(prom, MODEL, version)
+            assert via_prom.requests == snap.requests and via_prom.prediction_buckets == snap.prediction_buckets
+            # full PromQL works only through Prometheus
+            total = prom.query(f'sum(driftloop_prediction_count{{model_name="{MODEL}"}})')
+            assert total[0].value == 60
+            with pytest.raises(ConfigError, match="instant-vector selector"):
+                direct.query("sum(driftloop_prediction_count)")
+            with pytest.raises(ConfigError, match="Prometheus rejected"):
+                prom.query("sum(")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+def test_unreachable_sources() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert not PrometheusSource(dead, timeout=1).is_online()
+    assert not DirectSource([dead], timeout=1).is_online()
+    with pytest.raises(ServiceUnavailable, match="Prometheus at"):
+        PrometheusSource(dead, timeout=1).query("up")
+    with pytest.raises(ServiceUnavailable, match="did not answer /metrics"):
+        DirectSource([dead], timeout=1).query("up")
+    assert isinstance(source_from_settings("", [dead]), DirectSource)
+    assert isinstance(source_from_settings(dead, []), PrometheusSource)
