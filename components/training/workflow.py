@@ -5,9 +5,15 @@ alias moves to it only if the gate passes, or ``champion`` when there is no cham
 and the absolute checks pass. A retry of the same decision (same window, strategy,
 cohort and decision id) trains nothing and returns the registered version.
 
->>> from components.policy import load_policy
->>> default_strategy(load_policy("fraud")), default_strategy(load_policy("churn"))
-('emergency', 'full')
+>>> from components.policy import policy_from_dict
+>>> raw = {"model": "m", "entity": "id", "label": "y", "features": ["x"],
+...     "monitors": [{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.8}]}
+>>> default_strategy(policy_from_dict(raw))
+'full'
+>>> default_strategy(policy_from_dict(raw | {"actions": [
+...     {"when": ["acc"], "strategy": "recent_window", "window": "7d"},
+...     {"when": ["acc"], "strategy": "emergency", "priority": 10}]}))
+'emergency'
 """
 
 from __future__ import annotations

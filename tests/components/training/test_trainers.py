@@ -23,7 +23,7 @@ END = pd.Timestamp("2025-02-01", tz="UTC")
 
 @pytest.mark.parametrize("kind", ["sklearn_logreg", "sklearn_hgb"])
 def test_sklearn_learns_and_is_reproducible(kind: str, policy_factory: Callable[..., Policy], frame: pd.DataFrame) -> None:
-    params = {"max_iter": 60} if kind == "sklearn_hgb" else {}
+    params = {"max_iter": 30} if kind == "sklearn_hgb" else {}
     policy = policy_factory(trainer={"kind": kind, "seed": 3, "holdout": 0.25, "params": params})
     data = build_training_set(policy, "full", END, source=frame)
     first = train_model(policy, data.train)
