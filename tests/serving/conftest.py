@@ -60,7 +60,8 @@ class Store:
     versions: dict[str, str]  # "good1", "good2", "bad" -> registry version
 
 
-def register(tracking_uri: str, root: Path, seed: int, invert: bool = False) -> str:
+def register(tracking_uri: str, root: Path, seed: int, invert: bool = False, data: pd.DataFrame | None = None,
+             numeric: list[str] = NUMERIC, categorical: list[str] = CATEGORICAL, label: str = "label", name: str = MODEL) -> str:
     import joblib
     import mlflow
     from sklearn.compose import ColumnTransformer
@@ -68,11 +69,11 @@ def register(tracking_uri: str, root: Path, seed: int, invert: bool = False) -> 
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    data = make_data(2000, seed)
+    data = make_data(2000, seed) if data is None else data
     pipe = make_pipeline(
-        ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL)], remainder="passthrough"),
-        LogisticRegression(),
-    ).fit(data[NUMERIC + CATEGORICAL], data["label"])
+        ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), categorical)], remainder="passthrough"),
+        LogisticRegression(max_iter=500),
+    ).fit(data[numeric + categorical], data[label])
     path = root / f"pipeline-{seed}-{invert}.joblib"
     joblib.dump(pipe, path)
     mlflow.set_tracking_uri(tracking_uri)
@@ -80,8 +81,8 @@ def register(tracking_uri: str, root: Path, seed: int, invert: bool = False) -> 
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(Path(__file__).with_name("model_code.py")), artifacts={"pipeline": str(path)},
-            model_config={"features": NUMERIC, "categorical_features": CATEGORICAL, "invert": invert},
-            registered_model_name=MODEL,
+            model_config={"features": numeric, "categorical_features": categorical, "invert": invert},
+            registered_model_name=name,
         )
     return str(info.registered_model_version)
 
