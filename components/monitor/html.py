@@ -205,17 +205,15 @@ def _ci(r: dict[str, Any]) -> tuple[float | None, float | None]:
     return d.get("ci_low"), d.get("ci_high")
 
 
-def _series(trace: Any, *keys: str) -> list[float] | None:
-    """The first of ``keys`` present in a trace dict (or the trace itself if it is a list)."""
-    if isinstance(trace, list) and trace and isinstance(trace[0], dict):  # rows like {"t": 3, "statistic": 0.2}
+def _series(trace: Any, *keys: str) -> list[Any] | None:
+    """The first of ``keys`` in a trace: rows like ``[{"t": 3, "statistic": 0.2}, ...]`` or a dict of lists."""
+    if isinstance(trace, list) and trace and isinstance(trace[0], dict):
         key = next((k for k in keys if k in trace[0]), None)
         return [row.get(key) for row in trace] if key else None
-    if isinstance(trace, list):
-        return trace if all(keys) and keys[0] in ("statistic", "llr") else None
     if isinstance(trace, dict):
         for k in keys:
             if isinstance(trace.get(k), list):
-                return trace[k]
+                return list(trace[k])
     return None
 
 
@@ -224,10 +222,10 @@ def _trace_figure(name: str, r: dict[str, Any]) -> Any | None:
 
     d = r.get("details", {})
     trace = d.get("trace")
-    y = _series(trace, "statistic", "value", "values", "error_rate", "estimate", "test_stats", "stat")
+    y = _series(trace, "statistic", "value")
     if not y:
         return None
-    x_idx = _series(trace, "position", "positions", "t", "index", "x") or list(range(len(y)))
+    x_idx = _series(trace, "t", "position") or list(range(len(y)))
     ts = d.get("timestamps", {})
     x: list[Any] = x_idx
     if ts.get("values"):
@@ -235,7 +233,7 @@ def _trace_figure(name: str, r: dict[str, Any]) -> Any | None:
         vals = ts["values"]
         x = [vals[min(int(i) // step, len(vals) - 1)] for i in x_idx]
     fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", name=str(d.get("trace_label") or "detector statistic")))
-    thr = _series(trace, "threshold", "thresholds")
+    thr = _series(trace, "threshold")
     if thr:
         fig.add_trace(go.Scatter(x=x[: len(thr)], y=thr, mode="lines", name="threshold", line={"dash": "dash", "color": "#d73a49"}))
     if d.get("detected_timestamp") or d.get("stream_position") is not None:
@@ -255,14 +253,13 @@ def _sprt_figure(name: str, results: list[dict[str, Any]]) -> Any | None:
     drew = False
     for r in results:
         d = r.get("details", {})
-        trace = d.get("trace") or d.get("llr_trace")
-        y = _series(trace, "llr", "log_lr", "values", "statistic")
+        trace = d.get("trace")
+        y = _series(trace, "llr")
         if not y:
             continue
-        x = _series(trace, "position", "positions", "n", "index", "x") or list(range(len(y)))
+        x = _series(trace, "n") or list(range(1, len(y) + 1))
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{r.get('segment')}{' (drop)' if r.get('drift') else ''}"))
-        upper = d.get("upper", d.get("upper_boundary", d.get("a", upper)))
-        lower = d.get("lower", d.get("lower_boundary", d.get("b", lower)))
+        upper, lower = d.get("upper", upper), d.get("lower", lower)
         drew = True
     if not drew:
         return None
