@@ -105,7 +105,15 @@ def evaluate(policy: Policy, challenger: Scorer, champion: Scorer | None, holdou
         passed, reasons = _absolute_checks(new["overall"], metric)
         return Verdict(passed, tuple(reasons), metric, new)
 
-    old = score(policy, champion, holdout)
+    try:
+        old = score(policy, champion, holdout)
+    except DataError:
+        raise
+    except Exception as exc:  # e.g. the policy's features changed since the champion was trained
+        raise DataError(
+            f"the champion cannot score the holdout ({exc.__class__.__name__}: {str(exc)[:200]})",
+            fix="if the policy's features changed, promote the new model explicitly ('driftloop registry promote') instead of gating it",
+        ) from None
     base = old["overall"][metric]
     gain = (base - value) if lower else (value - base)
     ok = gain >= gate.min_improvement

@@ -132,3 +132,14 @@ def test_binary_metrics_against_sklearn() -> None:
     perfect = binary_metrics(np.array([0, 1] * 50), np.array([0.0, 1.0] * 50))
     assert perfect["calibration_error"] == pytest.approx(0, abs=1e-6)
     assert np.isnan(binary_metrics(np.ones(5), np.full(5, 0.9))["auc"])
+
+
+def test_a_champion_that_cannot_score_is_a_data_error(policy: Policy, data: TrainingData, model: TrainedModel) -> None:
+    from driftloop.errors import DataError
+
+    class OldSchema:
+        def predict(self, frame: pd.DataFrame) -> np.ndarray:
+            return frame["income"].to_numpy()  # a feature this policy no longer has
+
+    with pytest.raises(DataError, match="champion cannot score the holdout"):
+        evaluate(policy, model, OldSchema(), data.holdout)
