@@ -150,3 +150,13 @@ def test_rows_without_a_prediction_are_not_counted_as_errors(ref) -> None:
     assert acc["details"]["n"] == N - N // 4 and acc["statistic"] > 0.9
     (err,) = report.monitor("err")["results"]
     assert err["details"]["n"] == N - N // 4 and not err["drift"]
+
+
+def test_multivariate_test_is_reported_and_can_fire_the_monitor(ref) -> None:
+    policy = _policy([{"name": "fd", "type": "feature_drift", "features": ["x1", "x2"], "multivariate": "classifier", "p_value": 0.01}])
+    quiet = run_monitors(policy, ref, _window("2025-03-01", seed=12)).monitor("fd")
+    (mv,) = [r for r in quiet["results"] if r["test"] == "classifier"]
+    assert not mv["drift"] and not quiet["fired"] and "multivariate classifier no drift" in quiet["summary"]
+    shifted = run_monitors(policy, ref, _window("2025-03-01", seed=12, shift=0.5)).monitor("fd")
+    (mv,) = [r for r in shifted["results"] if r["test"] == "classifier"]
+    assert mv["drift"] and shifted["fired"] and "multivariate classifier drift" in shifted["summary"]
