@@ -133,7 +133,6 @@ def test_html_plots_the_detector_trace_and_the_sprt_per_cohort(stream_report: Mo
     assert page.count('class="plotly-graph-div"') == 2
 
 
-@pytest.mark.integration
 def test_plots_render_offline_in_a_real_browser(report: MonitorReport, tmp_path: Path) -> None:
     """Headless Chromium runs the inlined plotly.js from a file:// page (no network) and draws every plot."""
     import shutil
