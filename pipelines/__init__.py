@@ -4,11 +4,12 @@ Each pipeline module has ``build(target)`` returning the pipeline for ``"cluster
 limits, retries) or ``"local"`` (plain, for ``kfp.local``). :data:`PIPELINES` names them.
 
 >>> sorted(PIPELINES)
-['monitor', 'monitor_and_retrain', 'train']
+['monitor', 'monitor_and_retrain', 'rollout', 'train']
 """
 
 PIPELINES: dict[str, str] = {
     "train": "pipelines.train",
     "monitor": "pipelines.monitor",
+    "rollout": "pipelines.rollout",
     "monitor_and_retrain": "pipelines.monitor_and_retrain",
 }

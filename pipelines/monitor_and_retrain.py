@@ -1,4 +1,4 @@
-"""The loop: monitor -> decide -> (if retrain) training with the decided strategy/window/cohort -> gate -> register.
+"""The loop: monitor -> decide -> (if retrain) train with the decided strategy/window/cohort -> gate -> register -> canary.
 
 ``emergency=True`` (``driftloop submit --emergency``) retrains at once on the newest
 labelled data with the policy's emergency action, without waiting for the schedule.
@@ -16,6 +16,7 @@ from typing import Any
 from kfp import dsl
 
 from pipelines.monitor import monitor_steps
+from pipelines.rollout import rollout_steps
 from pipelines.train import training_steps
 
 
@@ -27,17 +28,23 @@ def build(target: str = "cluster") -> Any:
     # on a named output of a multi-output task such as decide's "action".
     @dsl.pipeline(name="retrain-if-decided")
     def retrain_if_decided(policy: str, action: str, strategy: str, end: str, window: str, cohort: str, source: str, workdir: str,
-                           decision_key: str) -> None:
+                           decision_key: str, canary: str, namespace: str, isvc: str, replay: str, interval_seconds: float) -> None:
+        def canary_after(register: Any) -> None:
+            with dsl.If(canary != "none", name="canary"):
+                rollout_steps(target, policy, canary, namespace, isvc, replay, interval_seconds, workdir).after(register)
+
         with dsl.If(action == "retrain", name="retrain"):
-            training_steps(target, policy, strategy, end, window, cohort, source, workdir, decision_key)
+            training_steps(target, policy, strategy, end, window, cohort, source, workdir, decision_key, then=canary_after)
 
     @dsl.pipeline(name="driftloop-monitor-and-retrain", description="Monitor a window; when the policy says retrain, train with the decided strategy and gate it.")
     def monitor_and_retrain(policy: str, current_start: str = "", current_end: str = "", reference_start: str = "", reference_end: str = "",
-                            source: str = "", model_version: str = "", workdir: str = "", emergency: bool = False) -> str:
+                            source: str = "", model_version: str = "", workdir: str = "", emergency: bool = False, canary: str = "kubernetes",
+                            namespace: str = "default", isvc: str = "", replay: str = "", interval_seconds: float = 0.0) -> str:
         decision = monitor_steps(target, policy, reference_start, reference_end, current_start, current_end, source, model_version, workdir, emergency)
         d = decision.outputs
         branch = retrain_if_decided(policy=policy, action=d["action"], strategy=d["strategy"], end=d["end"], window=d["window"], cohort=d["cohort"],
-                                    source=source, workdir=workdir, decision_key=d["idempotency_key"])
+                                    source=source, workdir=workdir, decision_key=d["idempotency_key"], canary=canary, namespace=namespace,
+                                    isvc=isvc, replay=replay, interval_seconds=interval_seconds)
         branch.set_display_name("retrain if decided")
         return d["action"]
 

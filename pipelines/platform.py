@@ -68,7 +68,8 @@ def server_step(task: Any, target: str, *, cpu: str = "1", memory: str = "2Gi", 
         return task  # kfp.local: the task inherits this process's env; no pods, no limits
     from kfp import kubernetes
 
-    task.set_retry(num_retries=retries, backoff_duration="30s", backoff_factor=2.0, backoff_max_duration="600s")
+    if retries:
+        task.set_retry(num_retries=retries, backoff_duration="30s", backoff_factor=2.0, backoff_max_duration="600s")
     task.set_cpu_limit(cpu)
     task.set_memory_limit(memory)
     kubernetes.use_config_map_as_env(task, config_map_name=SETTINGS_CONFIG_MAP, config_map_key_to_env=_SETTINGS_ENV, optional=True)

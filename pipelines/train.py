@@ -11,6 +11,7 @@ fails stops there, with the verdict in the dashboard.
 """
 
 # No "from __future__ import annotations": KFP reads the pipeline signature's real types.
+from collections.abc import Callable
 from typing import Any
 
 from kfp import dsl
@@ -20,8 +21,11 @@ from pipelines.platform import compute_step, pure, server_step, time_dependent
 
 
 def training_steps(target: str, policy: Any, strategy: Any, end: Any, window: Any, cohort: Any, source: Any, workdir: Any,
-                   decision_key: Any = "") -> tuple[Any, Any]:
-    """Add training, evaluation and (if the gate passes) registration; return (evaluate task, register task)."""
+                   decision_key: Any = "", then: Callable[[Any], Any] | None = None) -> tuple[Any, Any]:
+    """Add training, evaluation and (if the gate passes) registration; return (evaluate task, register task).
+
+    ``then(register_task)`` adds steps that run only past the gate (the canary rollout).
+    """
     # An empty end means "the newest labelled data": never cached.
     data = server_step(time_dependent(build_training_data(policy=policy, strategy=strategy, end=end, window=window, cohort=cohort,
                                                           source=source, workdir=workdir)), target, feast=True)
@@ -37,6 +41,8 @@ def training_steps(target: str, policy: Any, strategy: Any, end: Any, window: An
                        decision_key=decision_key, workdir=workdir)
         server_step(time_dependent(reg), target)
         reg.set_display_name("register challenger")
+        if then is not None:
+            then(reg)
     return gate, reg
 
 

@@ -63,6 +63,8 @@ def test_caching_is_off_for_time_dependent_steps_and_retries_on_server_steps(tmp
     for name in ("get-features", "decide", "register"):
         assert tasks[name]["retryPolicy"]["maxRetryCount"] == 2, name
     assert "retryPolicy" not in tasks["train"]
+    assert "retryPolicy" not in tasks["canary-rollout"]  # a retry would restart the traffic split
+    assert tasks["canary-rollout"]["cachingOptions"] == {}
 
 
 def test_retrain_runs_only_on_a_retrain_decision_and_registers_only_past_the_gate(tmp_path: Path) -> None:
@@ -71,6 +73,9 @@ def test_retrain_runs_only_on_a_retrain_decision_and_registers_only_past_the_gat
     conditions = [t["triggerPolicy"]["condition"] for t in tasks.values() if "triggerPolicy" in t]
     assert "inputs.parameter_values['pipelinechannel--action'] == 'retrain'" in conditions
     assert "inputs.parameter_values['pipelinechannel--evaluate-Output'] == true" in conditions
+    assert "inputs.parameter_values['pipelinechannel--canary'] != 'none'" in conditions
+    canary_group = next(t for t in tasks.values() if "pipelinechannel--canary" in t.get("triggerPolicy", {}).get("condition", ""))
+    assert canary_group["dependentTasks"] == ["register"]  # the canary starts only after registration
     assert spec["root"]["inputDefinitions"]["parameters"]["emergency"]["defaultValue"] is False
 
 

@@ -66,7 +66,8 @@ def test_monitor_pipeline_stays_quiet_before_the_onset(loop: dict[str, object]) 
 def test_monitor_and_retrain_retrains_after_the_onset_once(loop: dict[str, object]) -> None:
     registry: ModelRegistry = loop["registry"]  # type: ignore[assignment]
     policy = resolve_policy("churn")
-    window = {"current_start": "2025-09-01", "current_end": "2025-10-01", **REFERENCE}
+    # canary "none": the canary itself is the serving owner's e2e (tests/serving/test_rollout_local.py).
+    window = {"current_start": "2025-09-01", "current_end": "2025-10-01", "canary": "none", **REFERENCE}
     run = _run(loop, "monitor_and_retrain", **window)
     assert run.outputs["Output"] == "retrain"
     report = _report(run)
@@ -84,4 +85,5 @@ def test_monitor_and_retrain_retrains_after_the_onset_once(loop: dict[str, objec
     assert again.outputs["Output"] == "none"
     assert "Already acted on" in again.artifacts("decision_md")[0].read_text()
     assert "build-training-data" not in again.task_dirs()
+    assert "canary-rollout" not in run.task_dirs()
     assert [v.version for v in registry.versions("churn")] == [2, 1]

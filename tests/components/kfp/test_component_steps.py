@@ -160,3 +160,15 @@ def test_monitor_step_writes_report_html_and_metrics(tmp_path: Path, churn_parqu
     assert "accuracy_floor" in fired.split(",") and saved["decision"]["action"] == "retrain"
     assert metrics.metadata["fired.accuracy_floor"] == 1.0 and metrics.metadata["rows"] == 250
     assert Path(html.path).read_text().lstrip().lower().startswith("<!doctype html")
+
+
+@pytest.mark.parametrize(("backend", "replay", "prometheus", "needle"), [
+    ("mars", "", "", "unknown canary backend 'mars'"),
+    ("local", "", "", "a local canary needs traffic"),
+    ("kubernetes", "", "", "set DRIFTLOOP_PROMETHEUS_URL"),
+])
+def test_canary_rollout_config_errors_before_any_traffic(tmp_path: Path, backend: str, replay: str, prometheus: str, needle: str) -> None:
+    from driftloop.settings import Settings
+
+    with pytest.raises(ConfigError, match=needle):
+        runtime.canary_rollout(runtime.resolve_policy("churn"), Settings(workdir=tmp_path, prometheus_url=prometheus), backend, replay=replay)

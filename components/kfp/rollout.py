@@ -1,0 +1,30 @@
+"""KFP component for the canary rollout: step traffic to the challenger, analyse, promote or roll back.
+
+One component, because deploy, analysis and promote/rollback are one control loop
+(``serving.canary.controller.run_rollout``) that must keep its state between steps.
+
+>>> sorted(canary_rollout.component_spec.outputs)
+['Output', 'metrics', 'result', 'summary']
+"""
+
+from kfp.dsl import Artifact, Markdown, Metrics, Output
+
+from components.kfp import IMAGE, component
+
+__all__ = ["IMAGE", "canary_rollout"]
+
+
+@component
+def canary_rollout(policy: str, backend: str, namespace: str, isvc: str, replay: str, interval_seconds: float, workdir: str,
+                   result: Output[Artifact], summary: Output[Markdown], metrics: Output[Metrics]) -> str:
+    """Roll the registered challenger out by the policy's canary steps; returns "promoted" or "rolled_back"."""
+    import json
+
+    from components.kfp import runtime
+
+    done = runtime.canary_rollout(runtime.resolve_policy(policy), runtime.settings_for(workdir), backend, namespace, isvc, replay, interval_seconds, on_step=print)
+    runtime.write_text(result.path, json.dumps(done.to_dict(), default=str))
+    runtime.write_text(summary.path, runtime.rollout_markdown(done))
+    metrics.log_metric("steps", float(len(done.steps)))
+    metrics.log_metric("promoted", 1.0 if done.outcome == "promoted" else 0.0)
+    return done.outcome
