@@ -246,8 +246,12 @@ class ModelRegistry:
         info = self._require(model, int(ref)) if ref.isdigit() else self.get(model, ref)
         if info is None:
             raise DataError(f"model {model!r} has no {ref!r} version", fix=f"list versions with 'driftloop registry list --model {model}'")
+        source = info.source
+        if source.startswith("models:/m-"):  # an MLflow 3 logged model (registered by other tools)
+            with self._service():
+                source = self._client().get_logged_model(source.removeprefix("models:/")).artifact_location
         with self._service(), tempfile.TemporaryDirectory(prefix="driftloop-load-") as folder:
-            path = mlflow.artifacts.download_artifacts(artifact_uri=info.source, dst_path=folder, tracking_uri=self.uri)
+            path = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=folder, tracking_uri=self.uri)
             return mlflow.pyfunc.load_model(path)  # the wrappers read every artifact into memory on load
 
     def baseline_metrics(self, model: str, alias: str = CHAMPION) -> dict[str, Any]:
