@@ -211,12 +211,20 @@ def _feature_drift(ctx: _Context, m: FeatureDriftMonitor) -> dict[str, Any]:
     test_hits = [r for r in tests + multi if r.drift]
     psi_hits = [r for r in psis if r.drift]
     fired = {"test": bool(test_hits), "psi": bool(psi_hits), "either": bool(test_hits or psi_hits)}[m.fire_on]
-    drifted = list(dict.fromkeys(r.feature for r in test_hits + psi_hits if r.feature))
+    # plot each drifted feature once, in the scope where it drifted (overall first)
+    first_scope: dict[str, str | None] = {}
+    for r in sorted(test_hits + psi_hits, key=lambda r: r.segment is not None):
+        if r.feature and r.feature not in first_scope:
+            first_scope[r.feature] = r.segment
+    distributions = {}
+    for f, seg in list(first_scope.items())[:MAX_PLOTTED_FEATURES]:
+        ref, cur = (ctx.ref, ctx.cur) if seg is None else (ctx._seg(ctx.ref, policy.segment_column, seg), ctx._seg(ctx.cur, policy.segment_column, seg))
+        distributions[f if seg is None else f"{f}[{seg}]"] = _distribution(ref[f], cur[f], f in categorical)
     return {
         "fired": fired,
         "results": tests + psis + multi,
         "summary": _drift_summary(tests, psis, multi, m.fire_on, fired),
-        "distributions": {f: _distribution(ctx.ref[f], ctx.cur[f], f in categorical) for f in drifted[:MAX_PLOTTED_FEATURES]},
+        "distributions": distributions,
     }
 
 

@@ -160,3 +160,17 @@ def test_multivariate_test_is_reported_and_can_fire_the_monitor(ref) -> None:
     shifted = run_monitors(policy, ref, _window("2025-03-01", seed=12, shift=0.5)).monitor("fd")
     (mv,) = [r for r in shifted["results"] if r["test"] == "classifier"]
     assert mv["drift"] and shifted["fired"] and "multivariate classifier drift" in shifted["summary"]
+
+
+def test_a_feature_drifting_in_one_segment_is_plotted_for_that_segment(ref) -> None:
+    policy = _policy([{"name": "fd", "type": "feature_drift", "features": ["x2"], "segment": "b", "p_value": 0.01}])
+    cur = _window("2025-03-01", seed=13)
+    cur.loc[cur["seg"] == "b", "x2"] += 1.0
+    m = run_monitors(policy, ref, cur).monitor("fd")
+    assert [(r["segment"], r["drift"]) for r in m["results"] if r["test"] == "ks"] == [("b", True)]
+    (key,) = m["distributions"]
+    assert key == "x2[b]"
+    dist = m["distributions"][key]
+    centres = (np.array(dist["edges"][:-1]) + np.array(dist["edges"][1:])) / 2
+    shift = float(centres @ np.array(dist["current"]) - centres @ np.array(dist["reference"]))
+    assert 0.7 < shift < 1.3, "the plotted current distribution is segment b's, shifted by ~1"
