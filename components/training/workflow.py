@@ -66,7 +66,10 @@ def retrain(
     registry: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> RetrainResult:
-    """Retrain ``policy.model`` and register it; see the module docstring for the alias rules."""
+    """Retrain ``policy.model`` and register it; see the module docstring for the alias rules.
+
+    ``end`` defaults to the newest timestamp of ``source`` when data is given, else now.
+    """
     from components.registry import CHALLENGER, CHAMPION, ModelRegistry
     from components.training.datasets import build_training_set
     from components.training.evaluate import evaluate
@@ -75,6 +78,11 @@ def retrain(
     settings = settings or Settings.from_env()
     registry = registry or ModelRegistry(settings)
     strategy = strategy or default_strategy(policy)
+    if end is None and source is not None:  # a data file: train up to its newest row, not "now"
+        if not isinstance(source, pd.DataFrame) and Path(source).exists():
+            source = pd.read_parquet(source)
+        if isinstance(source, pd.DataFrame) and policy.timestamp in source.columns and len(source):
+            end = pd.to_datetime(source[policy.timestamp]).max()
     end = end if end is not None else pd.Timestamp.now(tz="UTC")
     step = progress or (lambda phase: None)
     timings: dict[str, float] = {}

@@ -24,7 +24,7 @@ def settings_for(workdir: Path | None):  # type: ignore[no-untyped-def]
 @click.option("--window", default=None, help="Training window ending at --end, e.g. 48h, 14d, 12M (default: from the policy action).")
 @click.option("--cohort", default=None, help="Cohort value for --strategy cohort.")
 @click.option("--data", "data_path", type=click.Path(path_type=Path), default=None, help="Parquet with the scenario's columns (default: the Feast training set).")
-@click.option("--end", default=None, help="End of the training window, ISO timestamp in UTC (default: now).")
+@click.option("--end", default=None, help="End of the training window, ISO timestamp in UTC (default: the newest row of --data, else now).")
 @click.option("--decision-id", default=None, help="The monitor decision that triggered this retrain (makes retries idempotent).")
 @click.option("--actor", default="driftloop-cli", show_default=True, help="Who is retraining (recorded with alias moves).")
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Work directory (default: DRIFTLOOP_WORKDIR or .driftloop).")

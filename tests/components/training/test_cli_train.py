@@ -63,8 +63,9 @@ def test_train_registers_champion_then_challenger_and_is_idempotent(files: dict[
 def test_registry_commands(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     workdir = ["--workdir", str(files["workdir"])]
     assert main(_train(files, "--strategy", "recent_window", "--end", "2025-01-25")) == 0
-    assert main(_train(files, "--strategy", "cohort", "--cohort", "subprime", "--end", "2025-02-01")) == 0
-    capsys.readouterr()
+    assert main(_train(files, "--strategy", "cohort", "--cohort", "subprime")) == 0  # --end: the newest row of --data
+    out = capsys.readouterr().out
+    assert "cohort subprime" in out and "/2025-02-19T23:00:00+00:00" in out
     assert main(["registry", "promote", "--model", "credit-test", "--version", "2", "--actor", "ops", "--reason", "manual", *workdir]) == 0
     assert "champion is now version 2" in capsys.readouterr().out
     assert main(["registry", "list", "--model", "credit-test", *workdir]) == 0
