@@ -154,3 +154,19 @@ def test_gitops_sync_uploads_a_package_then_schedules_that_version_once(kfp_api:
     (pid, vs), = kfp_api.state.versions.items()
     sync_version = next(v["pipeline_version_id"] for v in vs if v["display_name"] == "0.1.0-sync1")
     assert jobs[0]["pipeline_version_reference"]["pipeline_version_id"] == sync_version
+
+
+def test_policy_feature_missing_from_the_feature_service_fails_submit(kfp_api: KfpStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = yaml.safe_load((POLICIES / "churn.yaml").read_text())
+    raw["features"].append("lifetime_value")  # valid for the schema, but churn_v1 does not serve it
+    bad = tmp_path / "unserved.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    assert main(["submit", "--host", kfp_api.url, "--policy", str(bad), "--pipeline", "monitor"]) == 2
+    err = capsys.readouterr().err
+    assert "['lifetime_value'] are not served by feature service 'churn_v1'" in err
+    assert kfp_api.state.requests == []
+    raw["features"].remove("lifetime_value")
+    raw["feature_service"] = "churn_v9"
+    bad.write_text(yaml.safe_dump(raw))
+    assert main(["compile", "--out", str(tmp_path / "o"), "--policy", str(bad)]) == 2
+    assert "'churn_v9' is not defined" in capsys.readouterr().err
