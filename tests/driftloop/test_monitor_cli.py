@@ -1,4 +1,7 @@
-"""``driftloop monitor``: exit codes, files written, one-line errors."""
+"""``driftloop monitor``: exit codes, files written, one-line errors, scoring with the registered model.
+
+Unit tests, except the one that trains and registers a model in a local MLflow store (integration).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ import yaml
 
 from driftloop.cli import main
 
-pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
 POLICY = {
     "model": "toy", "entity": "id", "label": "y", "features": ["x1", "x2"], "categorical_features": ["colour"],
@@ -53,6 +55,7 @@ def _run(files: dict[str, Path], current: Path, out: Path, *extra: str) -> int:
                  "--out", str(out), "--no-notify", *extra])
 
 
+@pytest.mark.unit
 def test_quiet_window_exits_0_and_writes_both_reports(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(files, files["good"], tmp_path / "out", "--model-version", "4") == 0
     out = capsys.readouterr().out
@@ -63,6 +66,7 @@ def test_quiet_window_exits_0_and_writes_both_reports(files, tmp_path: Path, cap
     assert (tmp_path / "out" / "report.html").stat().st_size > 100_000, "plotly is inlined"
 
 
+@pytest.mark.unit
 def test_degraded_window_prints_the_retrain_decision_with_reasons(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(files, files["bad"], tmp_path / "out") == 0
     out = capsys.readouterr().out
@@ -72,6 +76,7 @@ def test_degraded_window_prints_the_retrain_decision_with_reasons(files, tmp_pat
     assert report["decision"]["strategy"] == "recent_window" and report["decision"]["window"] == "30d"
 
 
+@pytest.mark.unit
 def test_missing_column_is_one_line_and_exit_2(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken = tmp_path / "broken.csv"
     _window("2025-03-01", 2, 0.03).rename(columns={"x2": "x_2"}).to_csv(broken, index=False)
@@ -81,6 +86,7 @@ def test_missing_column_is_one_line_and_exit_2(files, tmp_path: Path, capsys: py
     assert not (tmp_path / "out" / "report.json").exists()
 
 
+@pytest.mark.unit
 def test_missing_file_and_bad_policy_exit_2(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(files, tmp_path / "nope.parquet", tmp_path / "out") == 2
     assert "current data file" in capsys.readouterr().err
@@ -92,6 +98,7 @@ def test_missing_file_and_bad_policy_exit_2(files, tmp_path: Path, capsys: pytes
     assert err.startswith("error: ") and "monitors.0.metric" in err and err.count("\n") == 1
 
 
+@pytest.mark.unit
 def test_entry_point_exit_code_and_no_traceback(files, tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("not data")
@@ -102,6 +109,7 @@ def test_entry_point_exit_code_and_no_traceback(files, tmp_path: Path) -> None:
     assert "error: current data '" in proc.stderr and "neither parquet nor CSV" in proc.stderr
 
 
+@pytest.mark.unit
 def test_webhook_that_is_down_is_a_warning_in_the_report(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.conftest import free_port
 
@@ -114,3 +122,55 @@ def test_webhook_that_is_down_is_a_warning_in_the_report(files, tmp_path: Path, 
     assert note["status"] == "failed" and "secret" not in json.dumps(note)
     assert any("unreachable" in w for w in report["warnings"])
     assert "warning:" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_without_predictions_or_reference_the_registered_champion_fills_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Train and register a churn champion in a local MLflow store, then monitor raw post-onset data."""
+    from components.data.scenarios import generate
+    from components.policy import load_policy
+    from components.registry import ModelRegistry
+    from components.training.datasets import build_training_set
+    from components.training.evaluate import evaluate
+    from components.training.trainers import train_model
+    from driftloop.settings import Settings
+
+    monkeypatch.setenv("DRIFTLOOP_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DRIFTLOOP_MLFLOW_TRACKING_URI", raising=False)
+    policy = load_policy("churn")
+    frame = generate("churn", rows=12_000, seed=0)
+    data = build_training_set(policy, "full", pd.Timestamp("2024-12-31", tz="UTC"), source=frame)
+    model = train_model(policy, data.train)
+    registry = ModelRegistry(Settings.from_env())
+    version = registry.register(policy, model, data, evaluate(policy, model, None, data.holdout)).version
+    registry.promote(policy.model, version)
+    baseline = registry.baseline_metrics(policy.model, str(version))
+
+    ts = frame[policy.timestamp]
+    current = tmp_path / "after.parquet"
+    frame[(ts >= pd.Timestamp("2025-07-01", tz="UTC")) & (ts < pd.Timestamp("2025-09-01", tz="UTC"))].to_parquet(current)
+    code = main(["monitor", "--policy", "churn", "--current", str(current), "--out", str(tmp_path / "out"), "--no-notify"])
+    assert code == 0, capsys.readouterr().err
+    assert f"using registered model churn v{version}" in capsys.readouterr().out
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["model_version"] == str(version)
+    (acc,) = [m for m in report["monitors"] if m["name"] == "accuracy_floor"][0]["results"]
+    assert acc["details"]["baseline"] == pytest.approx(baseline["overall"]["accuracy"]), "the registry's baseline is used"
+    assert report["reference_window"]["rows"] == len(registry.reference_sample(policy.model, str(version)))
+    assert report["decision"]["action"] == "retrain"
+
+
+@pytest.mark.unit
+def test_without_predictions_and_without_a_registry_is_one_line(files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DRIFTLOOP_WORKDIR", str(tmp_path / "empty"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DRIFTLOOP_MLFLOW_TRACKING_URI", raising=False)
+    raw = tmp_path / "raw.csv"
+    _window("2025-03-01", 2, 0.03).drop(columns="prediction").to_csv(raw, index=False)
+    assert _run(files, raw, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "no model registry at sqlite:///" in err and err.count("\n") == 1
+    assert not (tmp_path / "empty").exists(), "a failed lookup creates no MLflow store"
