@@ -190,6 +190,18 @@ def _plain(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def quiet_request_logs(access_log: bool = False) -> None:
+    """Drop KServe's per-request trace lines and FastAPI's per-request deprecation warning:
+    writing them costs more than a small model's prediction."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    if not access_log:
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line arguments of ``python -m serving.predictor``."""
     p = argparse.ArgumentParser(prog="python -m serving.predictor", description="Serve an MLflow model version with KServe.")
@@ -226,8 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     model.load()
     server = kserve.ModelServer(http_port=args.http_port, enable_grpc=False, enable_latency_logging=False)
-    if not args.access_log:  # a log line per request costs more than the prediction itself
-        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    quiet_request_logs(args.access_log)
     server.start([model])
 
 

@@ -20,7 +20,7 @@ import math
 import sys
 from typing import Any
 
-from serving.predictor import _KServeModel
+from serving.predictor import _KServeModel, quiet_request_logs
 
 
 def entity_ids(instances: Any, entity: str) -> list[int]:
@@ -96,8 +96,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model-name", default=None, help="default: the policy's model")
     args = p.parse_args(argv)
     sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported
-    import logging
-
     import kserve
     from kserve.predictor_config import PredictorConfig
 
@@ -108,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     model.load()
     server = kserve.ModelServer(http_port=args.http_port, enable_grpc=False, enable_latency_logging=False,
                                 predictor_config=PredictorConfig(args.predictor_host, "v1"))
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    quiet_request_logs()
     server.start([model])
 
 

@@ -76,8 +76,13 @@ def register(tracking_uri: str, root: Path, seed: int, invert: bool = False, dat
     ).fit(data[numeric + categorical], data[label])
     path = root / f"pipeline-{seed}-{invert}.joblib"
     joblib.dump(pipe, path)
+    from mlflow import MlflowClient
+
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("serving-tests")
+    # artifacts beside the tracking DB in tmp, never ./mlruns in the working tree
+    exp = MlflowClient(tracking_uri).get_experiment_by_name("serving-tests")
+    exp_id = exp.experiment_id if exp else MlflowClient(tracking_uri).create_experiment("serving-tests", artifact_location=(root / "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=exp_id)
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(Path(__file__).with_name("model_code.py")), artifacts={"pipeline": str(path)},
@@ -94,7 +99,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root}/mlflow.db"
-    os.environ.setdefault("MLFLOW_ARTIFACT_ROOT", str(root / "artifacts"))
     import mlflow
 
     good1 = register(uri, root, 1)

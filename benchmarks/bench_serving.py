@@ -1,0 +1,151 @@
+"""Serving benchmark: the driftloop KServe predictor against ``mlflow models serve`` on the
+same registered model, plus the cost of the prediction log and of the Feast transformer.
+
+Every server is a separate process on 127.0.0.1 with one worker; the load generator sends
+single-row requests at concurrency 1, 8 and 32 (asyncio + httpx) and reports p50/p99
+latency and throughput. Ratios: driftloop/mlflow, with-log/without-log (goal: logging adds
+< 10% to p50), transformer/bare predictor. ``--full`` sends more requests per level.
+
+    .venv/bin/python benchmarks/bench_serving.py [--full] [--no-transformer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from serving.canary.local import ManagedProcess, free_port  # noqa: E402
+
+
+def build_model(tmp: Path, rows: int) -> tuple[str, object]:
+    """Train the churn policy's sklearn model on scenario data and register it (version 1)."""
+    import mlflow
+
+    from components.data.scenarios import generate
+    from components.policy import load_policy
+    from components.training.trainers import train_model
+
+    policy = load_policy("churn").model_copy(update={"trainer": load_policy("churn").trainer.model_copy(update={"kind": "sklearn_logreg"})})
+    data = generate("churn", rows=rows, seed=1)
+    model = train_model(policy, data)
+    path = model.save_pyfunc(tmp / "model", data)
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.MlflowClient(uri).create_experiment("bench", artifact_location=(tmp / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=exp) as run:
+        mlflow.log_artifacts(str(path), "model")
+    mlflow.register_model(f"runs:/{run.info.run_id}/model", "churn")
+    return uri, (policy, data)
+
+
+async def load(url: str, make_body: Callable[[int], dict], concurrency: int, n: int) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(n))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        async def worker() -> None:
+            nonlocal errors
+            for i in counter:
+                t = time.perf_counter()
+                r = await client.post(url, json=make_body(i), headers={"x-request-id": uuid.uuid4().hex})
+                latencies.append(time.perf_counter() - t)
+                errors += r.status_code != 200
+
+        for i in range(min(20, n)):  # warm up
+            await client.post(url, json=make_body(i))
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100)
+    return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "rps": n / elapsed, "errors": errors}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="more requests per level")
+    ap.add_argument("--no-transformer", action="store_true", help="skip the Feast transformer (saves ~30 s)")
+    args = ap.parse_args()
+    per_level = {1: 1500, 8: 3000, 32: 3000} if args.full else {1: 200, 8: 400, 32: 400}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    t0 = time.perf_counter()
+    uri, (policy, data) = build_model(tmp, rows=24 * 100)
+    rows = data[policy.all_features].head(500).to_dict("records")
+    rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in rows]
+    env_py = [sys.executable, "-m", "serving.predictor", "--model-name", "churn", "--model-uri", "models:/churn/1", "--tracking-uri", uri]
+    procs: dict[str, ManagedProcess] = {}
+    ports = {name: free_port() for name in ("driftloop", "driftloop+log", "mlflow", "transformer")}
+    try:
+        procs["driftloop"] = ManagedProcess([*env_py, "--http-port", str(ports["driftloop"])], f"http://127.0.0.1:{ports['driftloop']}/v2/health/ready", tmp / "p1.log")
+        procs["driftloop+log"] = ManagedProcess([*env_py, "--http-port", str(ports["driftloop+log"]), "--log-dir", str(tmp / "predlog")],
+                                                f"http://127.0.0.1:{ports['driftloop+log']}/v2/health/ready", tmp / "p2.log")
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        # mlflow execs `uvicorn` by name: put this interpreter's bin directory first on PATH
+        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        procs["mlflow"] = ManagedProcess([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/churn/1", "--env-manager", "local",
+                                          "-h", "127.0.0.1", "-p", str(ports["mlflow"]), "-w", "1"], f"http://127.0.0.1:{ports['mlflow']}/ping", tmp / "mlflow.log")
+        if not args.no_transformer:
+            from components.data.scenarios import write_scenario
+            from components.features import apply, ingest, materialize
+            from driftloop.settings import Settings
+
+            settings = Settings(workdir=tmp / "work")
+            apply(settings)
+            write_scenario("churn", settings.data_dir, rows=24 * 100, seed=1)
+            ingest("churn", settings)
+            materialize("churn", "2024-01-01", "2026-01-01", settings)
+            os.environ["DRIFTLOOP_WORKDIR"] = str(settings.workdir)
+            procs["transformer"] = ManagedProcess(
+                [sys.executable, "-m", "serving.transformer", "--policy", "churn", "--http-port", str(ports["transformer"]),
+                 "--predictor-host", f"127.0.0.1:{ports['driftloop']}"], f"http://127.0.0.1:{ports['transformer']}/v2/health/ready", tmp / "t.log")
+        for p in procs.values():
+            p.wait_ready(300)
+        print(f"setup {time.perf_counter() - t0:.0f}s; {os.cpu_count()} cores; single-row requests; 1 worker per server")
+        targets = {
+            "driftloop": (f"http://127.0.0.1:{ports['driftloop']}/v1/models/churn:predict", lambda i: {"instances": [rows[i % len(rows)]]}),
+            "driftloop+log": (f"http://127.0.0.1:{ports['driftloop+log']}/v1/models/churn:predict", lambda i: {"instances": [rows[i % len(rows)]]}),
+            "mlflow": (f"http://127.0.0.1:{ports['mlflow']}/invocations", lambda i: {"dataframe_records": [rows[i % len(rows)]]}),
+        }
+        if "transformer" in procs:
+            ids = sorted(set(data[policy.entity].head(200).tolist()))
+            targets["transformer"] = (f"http://127.0.0.1:{ports['transformer']}/v1/models/churn:predict", lambda i: {"instances": [{policy.entity: int(ids[i % len(ids)])}]})
+        results: dict[tuple[str, int], dict[str, float]] = {}
+        print(f"{'server':<15}{'conc':>5}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'errors':>8}")
+        for conc, n in per_level.items():
+            # interleave servers at each level so background load hits all of them alike
+            for name, (url, body) in targets.items():
+                r = results[(name, conc)] = asyncio.run(load(url, body, conc, n))
+                print(f"{name:<15}{conc:>5}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['rps']:>9.0f}{r['errors']:>8.0f}", flush=True)
+        print("\nratios (p50 latency; throughput)")
+        for conc in per_level:
+            d, lg, m = results[("driftloop", conc)], results[("driftloop+log", conc)], results[("mlflow", conc)]
+            line = (f"c={conc:<3} driftloop/mlflow p50 {d['p50_ms'] / m['p50_ms']:.2f}x rps {d['rps'] / m['rps']:.2f}x | "
+                    f"log cost p50 {100 * (lg['p50_ms'] / d['p50_ms'] - 1):+.1f}% (goal < +10%)")
+            if ("transformer", conc) in results:
+                t = results[("transformer", conc)]
+                line += f" | transformer/bare p50 {t['p50_ms'] / d['p50_ms']:.2f}x"
+            print(line)
+        from serving.prediction_log import read_log
+
+        print(f"\nprediction log rows written: {len(read_log(tmp / 'predlog', 'churn'))}; total {time.perf_counter() - t0:.0f}s")
+    finally:
+        for p in procs.values():
+            p.stop()
+
+
+if __name__ == "__main__":
+    main()
