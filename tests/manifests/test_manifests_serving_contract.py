@@ -16,7 +16,7 @@ import copy
 from typing import Any
 
 import pytest
-from manifest_checks import MANIFESTS, build, isvc_errors
+from manifest_checks import MANIFESTS, build, isvc_errors, pod_specs
 
 pytestmark = pytest.mark.unit
 
@@ -150,3 +150,31 @@ def test_transformer_accepts_the_args_kserve_gives_it(churn: dict[str, Any], mon
     with pytest.raises(_Parsed) as parsed:
         transformer.main(argv)
     assert parsed.value.args == ("churn", "churn")
+
+
+def _modules_run() -> list[str]:
+    """Every ``python -m <module>`` a container in the manifests runs."""
+    objs = [*build(MANIFESTS / "overlays" / "dev"), *build(MANIFESTS / "overlays" / "prod")]
+    found = set()
+    for obj in objs:
+        for _, pod in pod_specs(obj):
+            for c in pod.get("containers", []):
+                cmd = c.get("command", [])
+                if cmd[:2] == ["python", "-m"]:
+                    found.add(cmd[2])
+    return sorted(found)
+
+
+MISSING_MODULES = {
+    "serving.log_sink": "no serving/log_sink.py yet: the KServe logger's CloudEvents sink that appends to the prediction log",
+}
+
+
+@pytest.mark.parametrize(
+    "module",
+    [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=MISSING_MODULES[m])) if m in MISSING_MODULES else m for m in _modules_run()],
+)
+def test_every_module_the_manifests_run_exists(module: str) -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec(module) is not None, f"python -m {module}: no such module"
