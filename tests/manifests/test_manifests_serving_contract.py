@@ -8,6 +8,9 @@ drives them.
 - The containers' command lines: the predictor's args must parse with serving.predictor's
   parser, and the transformer's args, after KServe appends its own, with
   serving.transformer's.
+
+Known gaps in code other owners are writing are xfail (not strict, so their fix shows as
+XPASS instead of breaking the suite mid-flight); remove each marker once it passes.
 """
 
 from __future__ import annotations
@@ -172,7 +175,7 @@ MISSING_MODULES = {
 
 @pytest.mark.parametrize(
     "module",
-    [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=MISSING_MODULES[m])) if m in MISSING_MODULES else m for m in _modules_run()],
+    [pytest.param(m, marks=pytest.mark.xfail(strict=False, reason=MISSING_MODULES[m])) if m in MISSING_MODULES else m for m in _modules_run()],
 )
 def test_every_module_the_manifests_run_exists(module: str) -> None:
     import importlib.util
