@@ -50,7 +50,7 @@ def validate_data(policy: str, data: Input[Dataset], min_rows: int, need_label: 
 
 
 @component
-def resolve_windows(policy: str, source: str, current_start: str, current_end: str, reference_start: str, reference_end: str) -> NamedTuple(
+def resolve_windows(policy: str, source: str, current_start: str, current_end: str, reference_start: str, reference_end: str) -> NamedTuple(  # type: ignore[valid-type]
         "Windows", [("current_start", str), ("current_end", str), ("reference_start", str), ("reference_end", str)]):
     """Fill empty window bounds: the current window is the latest policy period, the reference all before it."""
     from collections import namedtuple

@@ -31,7 +31,7 @@ def run_monitor(policy: str, reference: Input[Dataset], current: Input[Dataset],
 
 
 @component
-def decide(policy: str, report: Input[Artifact], window_end: str, workdir: str, emergency: bool, decision_md: Output[Markdown]) -> NamedTuple(
+def decide(policy: str, report: Input[Artifact], window_end: str, workdir: str, emergency: bool, decision_md: Output[Markdown]) -> NamedTuple(  # type: ignore[valid-type]
         "DecisionOutputs", [("action", str), ("strategy", str), ("window", str), ("cohort", str), ("end", str), ("idempotency_key", str)]):
     """Decide from the report (or retrain now if ``emergency``); a retrain already acted on for this window becomes "none"."""
     from collections import namedtuple
@@ -41,8 +41,8 @@ def decide(policy: str, report: Input[Artifact], window_end: str, workdir: str, 
     d, fresh = runtime.decide_once(runtime.resolve_policy(policy), runtime.read_text(report.path), runtime.settings_for(workdir), emergency)
     runtime.write_text(decision_md.path, runtime.decision_markdown(d, fresh))
     action = d.action if fresh else "none"
-    out = namedtuple("DecisionOutputs", ["action", "strategy", "window", "cohort", "end", "idempotency_key"])
+    DecisionOutputs = namedtuple("DecisionOutputs", ["action", "strategy", "window", "cohort", "end", "idempotency_key"])  # noqa: N806
     # Retrain on data up to the monitored window's end (labels known by then); an
     # emergency on the newest data: an empty end means "latest" downstream.
     end = "" if emergency else window_end
-    return out(action, d.strategy or "", d.window or "", d.cohort or "", end, d.idempotency_key)
+    return DecisionOutputs(action, d.strategy or "", d.window or "", d.cohort or "", end, d.idempotency_key)

@@ -283,9 +283,11 @@ def decision_markdown(decision: Any, fresh: bool) -> str:
     """The decision and its reasons as Markdown for the KFP dashboard.
 
     >>> from components.decision import decide
-    >>> d = decide(resolve_policy("churn"), [{"name": "accuracy_floor", "fired": True, "summary": "accuracy 0.8 < 0.85"}], "1", {})
+    >>> policy = resolve_policy("model: m\nentity: id\nlabel: y\nfeatures: [x]\n"
+    ...     "monitors: [{name: acc, type: performance, metric: accuracy, min: 0.85}]\nactions: [{when: [acc], strategy: full}]\n")
+    >>> d = decide(policy, [{"name": "acc", "fired": True, "summary": "accuracy 0.8 < 0.85"}], "1", {})
     >>> print(decision_markdown(d, fresh=True).splitlines()[0])
-    # Decision for churn: retrain (full)
+    # Decision for m: retrain (full)
     """
     head = f"# Decision for {decision.model}: {decision.action}" + (f" ({decision.strategy})" if decision.strategy else "")
     lines = [head, ""]
@@ -447,7 +449,8 @@ def register_challenger(policy: Policy, model: Any, train: pd.DataFrame, holdout
     rows, weights = split_weights(train)
     start, _, end = window.partition("/")
     data = TrainingData(rows, holdout, pd.Timestamp(start), pd.Timestamp(end), strategy, cohort or None, weights)
-    gate = Verdict(**{k: tuple(v) if k in ("reasons", "failed_segments") else v for k, v in verdict.items()})
+    gate = Verdict(passed=bool(verdict["passed"]), reasons=tuple(verdict["reasons"]), metric=str(verdict["metric"]), challenger=verdict["challenger"],
+                   champion=verdict.get("champion"), failed_segments=tuple(verdict.get("failed_segments") or ()))
     registry = ModelRegistry(settings)
     info = registry.register(policy, model, data, gate, decision_id=decision_key or None)
     return registry.set_challenger(policy.model, info.version, actor="kfp", reason=f"gate passed on {gate.metric}; decision {decision_key or '-'}")

@@ -8,7 +8,16 @@
 ['Output', 'metrics', 'roc', 'verdict', 'verdict_md']
 """
 
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import (
+    Artifact,
+    ClassificationMetrics,
+    Dataset,
+    Input,
+    Markdown,
+    Metrics,
+    Model,
+    Output,
+)
 
 from components.kfp import IMAGE, component
 

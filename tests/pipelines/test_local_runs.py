@@ -1,9 +1,9 @@
 """Whole pipelines run with kfp.local's SubprocessRunner on churn scenario data.
 
 One work directory (MLflow on SQLite, the decision ledger) is shared by the runs, in
-order: train the first champion; a pre-onset window must not trigger a retrain; a
-post-onset window retrains, gates and registers a challenger; re-running that window does
-not retrain again.
+order: train the first champion; a pre-onset window must not trigger a retrain (the
+retrain branch is skipped); a post-onset window retrains, gates and registers a
+challenger. (That a repeated window is not acted on twice is tested on the decide step.)
 """
 
 from __future__ import annotations
@@ -54,16 +54,17 @@ def test_train_pipeline_registers_a_gated_challenger(loop: dict[str, object]) ->
     registry.promote("churn", 1, reason="first model")  # what a successful canary rollout does
 
 
-def test_monitor_pipeline_stays_quiet_before_the_onset(loop: dict[str, object]) -> None:
-    run = _run(loop, "monitor", current_start="2025-03-01", current_end="2025-04-01", **REFERENCE)
+def test_loop_stays_quiet_before_the_onset(loop: dict[str, object]) -> None:
+    run = _run(loop, "monitor_and_retrain", current_start="2025-03-01", current_end="2025-04-01", canary="none", **REFERENCE)
     assert run.outputs["Output"] != "retrain"
+    assert "build-training-data" not in run.task_dirs()
     report = _report(run)
     assert report["model_version"] == "1"  # scored by the champion: the data has no predictions
     assert not next(m for m in report["monitors"] if m["name"] == "accuracy_floor")["fired"]
     assert run.artifacts("report_html") and run.seconds < 120
 
 
-def test_monitor_and_retrain_retrains_after_the_onset_once(loop: dict[str, object]) -> None:
+def test_monitor_and_retrain_retrains_after_the_onset(loop: dict[str, object]) -> None:
     registry: ModelRegistry = loop["registry"]  # type: ignore[assignment]
     policy = resolve_policy("churn")
     # canary "none": the canary itself is the serving owner's e2e (tests/serving/test_rollout_local.py).
@@ -80,10 +81,15 @@ def test_monitor_and_retrain_retrains_after_the_onset_once(loop: dict[str, objec
     assert challenger.tags["driftloop.decision_id"] == report["decision"]["idempotency_key"]
     assert challenger.tags["driftloop.window"].endswith("/2025-10-01T00:00:00+00:00")
     assert registry.get("churn", "champion").version == 1  # only a rollout promotes
-
-    again = _run(loop, "monitor_and_retrain", **window)
-    assert again.outputs["Output"] == "none"
-    assert "Already acted on" in again.artifacts("decision_md")[0].read_text()
-    assert "build-training-data" not in again.task_dirs()
-    assert "canary-rollout" not in run.task_dirs()
+    assert "canary-rollout" not in run.task_dirs()  # canary "none"
     assert [v.version for v in registry.versions("churn")] == [2, 1]
+
+
+def test_run_local_cli_reports_a_failed_task_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from driftloop.cli import main
+
+    code = main(["run-local", "--pipeline", "monitor", "--policy", "churn", "--source", str(tmp_path / "missing.parquet"), "--workdir", str(tmp_path / "w")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert "local pipeline 'monitor' failed" in err and "resolve-windows" in err
+    assert "\x1b[" not in err  # kfp.local's colours are stripped
