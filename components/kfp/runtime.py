@@ -283,8 +283,10 @@ def decision_markdown(decision: Any, fresh: bool) -> str:
     """The decision and its reasons as Markdown for the KFP dashboard.
 
     >>> from components.decision import decide
-    >>> policy = resolve_policy("model: m\nentity: id\nlabel: y\nfeatures: [x]\n"
-    ...     "monitors: [{name: acc, type: performance, metric: accuracy, min: 0.85}]\nactions: [{when: [acc], strategy: full}]\n")
+    >>> from components.policy import policy_from_dict
+    >>> policy = policy_from_dict({"model": "m", "entity": "id", "label": "y", "features": ["x"],
+    ...     "monitors": [{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.85}],
+    ...     "actions": [{"when": ["acc"], "strategy": "full"}]})
     >>> d = decide(policy, [{"name": "acc", "fired": True, "summary": "accuracy 0.8 < 0.85"}], "1", {})
     >>> print(decision_markdown(d, fresh=True).splitlines()[0])
     # Decision for m: retrain (full)
