@@ -60,8 +60,6 @@ class Settings:
             value = env.get(f"DRIFTLOOP_{name.upper()}")
             if value:
                 kwargs[name] = value
-        if env.get("MLFLOW_TRACKING_URI") and "mlflow_tracking_uri" not in kwargs:
-            kwargs["mlflow_tracking_uri"] = env["MLFLOW_TRACKING_URI"]
         if env.get("DRIFTLOOP_FEATURE_REPO"):
             kwargs["feature_repo"] = Path(env["DRIFTLOOP_FEATURE_REPO"]).resolve()
         return cls(**kwargs)  # type: ignore[arg-type]

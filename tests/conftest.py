@@ -15,6 +15,10 @@ import pytest
 
 from driftloop.settings import Settings
 
+# --doctest-modules would import every conftest.py under tests/ as a plain module named
+# "conftest" and clash; they are still loaded as conftests, just not doctest-collected.
+collect_ignore_glob = ["conftest.py", "*/conftest.py", "*/*/conftest.py", "*/*/*/conftest.py"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
