@@ -5,6 +5,7 @@ OpenAPI schema and imitating the KServe controller's canary status."""
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import time
 from pathlib import Path
@@ -37,12 +38,22 @@ def isvc(name: str, namespace: str, storage_uri: str) -> dict:
     }
 
 
+@functools.cache
+def crd_validator() -> Any:
+    """The InferenceService CRD's OpenAPI schema as a validator (parsed once: the file is large)."""
+    import jsonschema
+
+    try:
+        loader: Any = yaml.CSafeLoader
+    except AttributeError:
+        loader = yaml.SafeLoader
+    crd = yaml.load(CRD.read_text(), Loader=loader)
+    return jsonschema.Draft7Validator(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+
+
 class KServeStandIn:
     def __init__(self, objects: list[dict], not_ready_polls: int = 0) -> None:
-        import jsonschema
-
-        crd = yaml.safe_load(CRD.read_text())
-        self.validator = jsonschema.Draft7Validator(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+        self.validator = crd_validator()
         self.objects = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects}
         self.revisions: dict[tuple[str, str], int] = {}
         self.patches: list[tuple[str, dict]] = []  # (content type, body)

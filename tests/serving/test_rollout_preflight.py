@@ -119,9 +119,10 @@ def test_unreachable_or_wrong_challenger_fails_before_traffic_moves(store, regis
 
 def test_offline_metrics_source_rolls_nothing_out(store, registry) -> None:
     backend = SpyBackend()
+    now = [0.0]
     with pytest.raises(ServiceUnavailable, match="metrics source"):
         run_rollout(policy_dict(checks=[{"metric": "error_rate", "max": 0.01}]), backend, FakeSource(online=False), registry,
-                    challenger_uri=f"models:/{MODEL}/{store.versions['good2']}", sleep=lambda s: None)
+                    challenger_uri=f"models:/{MODEL}/{store.versions['good2']}", sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
     assert not [c for c in backend.calls if c[0] == "traffic"]
 
 
