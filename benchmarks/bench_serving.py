@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -73,6 +72,28 @@ async def load(url: str, make_body: Callable[[int], dict], concurrency: int, n: 
         elapsed = time.perf_counter() - start
     q = statistics.quantiles(latencies, n=100)
     return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "rps": n / elapsed, "errors": errors}
+
+
+def in_process_log_cost(uri: str, rows: list[dict], tmp: Path, n: int) -> dict[str, float]:
+    """p50 of MlflowPredictor.predict with and without the prediction log, no HTTP, interleaved."""
+    from serving.predictor import MlflowPredictor
+
+    bare = MlflowPredictor("churn", "models:/churn/1", tracking_uri=uri)
+    logged = MlflowPredictor("churn", "models:/churn/1", tracking_uri=uri, log_dir=tmp / "inproc-log")
+    bare.load()
+    logged.load()
+    times: dict[str, list[float]] = {"bare": [], "log": []}
+
+    async def run() -> None:
+        for i in range(n):
+            for name, model in (("bare", bare), ("log", logged)) if i % 2 else (("log", logged), ("bare", bare)):
+                t = time.perf_counter()
+                await model.predict({"instances": [rows[i % len(rows)]]}, {"x-request-id": f"r{i}"})
+                times[name].append(time.perf_counter() - t)
+
+    asyncio.run(run())
+    logged.stop()
+    return {k: statistics.median(v) * 1000 for k, v in times.items()}
 
 
 def main() -> None:
@@ -139,6 +160,9 @@ def main() -> None:
                 t = results[("transformer", conc)]
                 line += f" | transformer/bare p50 {t['p50_ms'] / d['p50_ms']:.2f}x"
             print(line)
+        inproc = in_process_log_cost(uri, rows, tmp, 600 if args.full else 300)
+        print(f"in-process predict p50 (no HTTP): bare {inproc['bare']:.2f} ms, with log {inproc['log']:.2f} ms "
+              f"-> log cost {100 * (inproc['log'] / inproc['bare'] - 1):+.1f}% (goal < +10%)")
         from serving.prediction_log import read_log
 
         print(f"\nprediction log rows written: {len(read_log(tmp / 'predlog', 'churn'))}; total {time.perf_counter() - t0:.0f}s")

@@ -22,7 +22,7 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,7 @@ def log_path(log_dir: str | Path, model: str, when: datetime) -> Path:
     >>> log_path("/logs", "churn", datetime(2026, 11, 28, 21, 5, tzinfo=timezone.utc)).as_posix()
     '/logs/churn/2026-11-28/21.jsonl'
     """
-    when = when.astimezone(timezone.utc)
+    when = when.astimezone(UTC)
     return Path(log_dir) / model / when.strftime("%Y-%m-%d") / f"{when:%H}.jsonl"
 
 
@@ -69,7 +69,7 @@ class PredictionLogger:
         when: datetime | None = None,
     ) -> None:
         """Queue one record (features may include pass-through keys such as the entity id)."""
-        when = when or datetime.now(timezone.utc)
+        when = when or datetime.now(UTC)
         record = {
             "request_id": request_id,
             "timestamp": when.isoformat(),

@@ -42,7 +42,8 @@ class FeatureSchema:
     @classmethod
     def from_signature(cls, input_schema: Any) -> FeatureSchema:
         """The schema of an MLflow column-based signature (numbers vs strings)."""
-        numeric, categorical = [], []
+        numeric: list[str] = []
+        categorical: list[str] = []
         for col in input_schema.inputs:
             kind = str(getattr(col.type, "name", col.type)).lower()
             (numeric if kind in _NUMERIC_TYPES else categorical).append(col.name)

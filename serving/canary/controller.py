@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -176,9 +176,9 @@ def run_rollout(
     if not _wait_online(metrics_source, clock, sleep):
         backend.rollback()
         raise ServiceUnavailable(f"the metrics source {_describe(metrics_source)} is offline", fix="start Prometheus or the model servers' /metrics, or fix DRIFTLOOP_PROMETHEUS_URL")
-    metrics = {c.metric for c in rollout.checks if c.metric in LABELLED_METRICS}
+    metrics: set[str] = {str(c.metric) for c in rollout.checks if c.metric in LABELLED_METRICS}
     say = on_step or (lambda line: None)
-    started = datetime.fromtimestamp(clock(), timezone.utc)
+    started = datetime.fromtimestamp(clock(), UTC)
     base = {v: arm_snapshot(metrics_source, model, v) for v in (champion_v, challenger_v)}
     result = RolloutResult("rolled_back", "", champion_v, challenger_v)
 
@@ -214,8 +214,8 @@ def run_rollout(
             arms = [_arm(v, now[v].minus(base[v]), now[v].minus(step_base[v]), outcomes.get(v, {})) for v in (champion_v, challenger_v)]
             decision = analyse_step(rollout, arms[0], arms[1], step, failed_before=failed)
             percent = rollout.steps[step]
-            result.steps.append({"percent": percent, "started_at": datetime.fromtimestamp(step_started, timezone.utc).isoformat(),
-                                 "analysed_at": datetime.fromtimestamp(clock(), timezone.utc).isoformat(),
+            result.steps.append({"percent": percent, "started_at": datetime.fromtimestamp(step_started, UTC).isoformat(),
+                                 "analysed_at": datetime.fromtimestamp(clock(), UTC).isoformat(),
                                  "decision": decision.action, "reasons": decision.reasons, "checks": [c.to_dict() for c in decision.checks]})
             say(format_step(step, len(rollout.steps), percent, decision))
             failed += decision.failed

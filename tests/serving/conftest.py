@@ -3,6 +3,7 @@ KServe predictor processes on free ports (always terminated)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -133,7 +134,7 @@ def predictor_process(store: Store, uri: str, log_dir: Path, *extra: str) -> Ite
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     err_path = log_dir.parent / f"predictor-{port}.log"
     err_path.parent.mkdir(parents=True, exist_ok=True)
-    err = open(err_path, "wb")  # a file, not a pipe: a full pipe would block the server
+    err = open(err_path, "wb")  # noqa: SIM115 - a file, not a pipe (a full pipe blocks the server); closed in finally
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=err, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -170,10 +171,8 @@ def registry(store: Store, tmp_path: Path):
     reg = ModelRegistry(Settings(workdir=tmp_path / "work", mlflow_tracking_uri=store.tracking_uri))
     client = reg._client()
     client.set_registered_model_alias(MODEL, "champion", store.versions["good1"])
-    try:
+    with contextlib.suppress(Exception):  # no challenger alias yet
         client.delete_registered_model_alias(MODEL, "challenger")
-    except Exception:  # no challenger alias yet
-        pass
     return reg
 
 

@@ -29,7 +29,7 @@ def _policy(tmp_path: Path, **rollout: object) -> Path:
 def test_serve_serves_the_alias(store, registry, tmp_path: Path) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "driftloop.cli", "serve", "--policy", str(_policy(tmp_path)), "--port", str(port)]
-    log = open(tmp_path / "serve.log", "wb")
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - child output; closed in finally
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_env(store, tmp_path), stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc, log=tmp_path / "serve.log")

@@ -37,7 +37,7 @@ def test_transformer_looks_up_features_and_forwards(tmp_path: Path) -> None:
     with predictor_process(store, f"models:/churn/{version}", log_dir) as predictor:
         port = free_port()
         env = {**os.environ, "DRIFTLOOP_WORKDIR": str(settings.workdir), "PYTHONPATH": str(REPO_ROOT)}
-        out = open(tmp_path / "transformer.log", "wb")
+        out = open(tmp_path / "transformer.log", "wb")  # noqa: SIM115 - child output; closed in finally
         proc = subprocess.Popen([sys.executable, "-m", "serving.transformer", "--policy", "churn", "--http-port", str(port),
                                  "--predictor-host", predictor.removeprefix("http://")], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
