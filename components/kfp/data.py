@@ -22,11 +22,11 @@ __all__ = ["IMAGE", "get_features", "resolve_windows", "validate_data"]
 @component
 def get_features(policy: str, start: str, end: str, source: str, cohort: str, workdir: str, data: Output[Dataset]):
     """Point-in-time rows for ``[start, end)``: Feast by default, or a parquet / ``scenario:`` source."""
-    from components.kfp import runtime
+    from components.kfp import runtime, windows
 
     pol = runtime.resolve_policy(policy)
     if source:
-        frame = runtime.select_window(runtime.read_source(source, pol), pol, start, end)
+        frame = windows.select_window(windows.read_source(source, pol), pol, start, end)
         if cohort:
             column = pol.segment_column or ""
             frame = frame[frame[column].astype(str) == cohort] if column in frame else frame
@@ -41,9 +41,9 @@ def get_features(policy: str, start: str, end: str, source: str, cohort: str, wo
 @component
 def validate_data(policy: str, data: Input[Dataset], min_rows: int, need_label: bool, metrics: Output[Metrics]) -> int:
     """Fail the run early with a named column / row-count problem; log the window's figures."""
-    from components.kfp import runtime
+    from components.kfp import runtime, windows
 
-    figures = runtime.validate_frame(runtime.read_frame(data.path), runtime.resolve_policy(policy), min_rows=min_rows, need_label=need_label)
+    figures = windows.validate_frame(runtime.read_frame(data.path), runtime.resolve_policy(policy), min_rows=min_rows, need_label=need_label)
     for name, value in figures.items():
         metrics.log_metric(name, value)
     return int(figures["rows"])
@@ -55,8 +55,8 @@ def resolve_windows(policy: str, source: str, current_start: str, current_end: s
     """Fill empty window bounds: the current window is the latest policy period, the reference all before it."""
     from collections import namedtuple
 
-    from components.kfp import runtime
+    from components.kfp import runtime, windows
 
     pol = runtime.resolve_policy(policy)
-    w = runtime.resolve_windows(pol, runtime.latest_timestamp(pol, source), current_start, current_end, reference_start, reference_end)
+    w = windows.resolve_windows(pol, windows.latest_timestamp(pol, source), current_start, current_end, reference_start, reference_end)
     return namedtuple("Windows", list(w))(**w)

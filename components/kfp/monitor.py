@@ -19,13 +19,13 @@ __all__ = ["IMAGE", "decide", "run_monitor"]
 def run_monitor(policy: str, reference: Input[Dataset], current: Input[Dataset], model_version: str, workdir: str,
                 report: Output[Artifact], report_html: Output[HTML], metrics: Output[Metrics]) -> str:
     """Run every monitor of the policy; write the JSON report, its HTML and one metric per monitor."""
-    from components.kfp import runtime
+    from components.kfp import monitoring, runtime
 
     pol = runtime.resolve_policy(policy)
-    rep = runtime.monitor_report(pol, runtime.read_frame(reference.path), runtime.read_frame(current.path), model_version, runtime.settings_for(workdir))
+    rep = monitoring.monitor_report(pol, runtime.read_frame(reference.path), runtime.read_frame(current.path), model_version, runtime.settings_for(workdir))
     runtime.write_text(report.path, rep.to_json())
-    runtime.write_text(report_html.path, runtime.report_html(rep))
-    for name, value in runtime.monitor_metrics(rep).items():
+    runtime.write_text(report_html.path, monitoring.report_html(rep))
+    for name, value in monitoring.monitor_metrics(rep).items():
         metrics.log_metric(name, value)
     return ",".join(rep.fired_monitors())
 
@@ -36,10 +36,10 @@ def decide(policy: str, report: Input[Artifact], window_end: str, workdir: str, 
     """Decide from the report (or retrain now if ``emergency``); a retrain already acted on for this window becomes "none"."""
     from collections import namedtuple
 
-    from components.kfp import runtime
+    from components.kfp import monitoring, runtime
 
-    d, fresh = runtime.decide_once(runtime.resolve_policy(policy), runtime.read_text(report.path), runtime.settings_for(workdir), emergency)
-    runtime.write_text(decision_md.path, runtime.decision_markdown(d, fresh))
+    d, fresh = monitoring.decide_once(runtime.resolve_policy(policy), runtime.read_text(report.path), runtime.settings_for(workdir), emergency)
+    runtime.write_text(decision_md.path, monitoring.decision_markdown(d, fresh))
     action = d.action if fresh else "none"
     DecisionOutputs = namedtuple("DecisionOutputs", ["action", "strategy", "window", "cohort", "end", "idempotency_key"])  # noqa: N806
     # Retrain on data up to the monitored window's end (labels known by then); an

@@ -20,11 +20,11 @@ def canary_rollout(policy: str, backend: str, namespace: str, isvc: str, replay:
     """Roll the registered challenger out by the policy's canary steps; returns "promoted" or "rolled_back"."""
     import json
 
-    from components.kfp import runtime
+    from components.kfp import canary, runtime
 
-    done = runtime.canary_rollout(runtime.resolve_policy(policy), runtime.settings_for(workdir), backend, namespace, isvc, replay, interval_seconds, on_step=print)
+    done = canary.canary_rollout(runtime.resolve_policy(policy), runtime.settings_for(workdir), backend, namespace, isvc, replay, interval_seconds, on_step=print)
     runtime.write_text(result.path, json.dumps(done.to_dict(), default=str))
-    runtime.write_text(summary.path, runtime.rollout_markdown(done))
+    runtime.write_text(summary.path, canary.rollout_markdown(done))
     metrics.log_metric("steps", float(len(done.steps)))
     metrics.log_metric("promoted", 1.0 if done.outcome == "promoted" else 0.0)
     return done.outcome

@@ -11,9 +11,9 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Me
 
 from components.data.scenarios import generate
 from components.decision import DecisionLedger
+from components.kfp import canary, runtime, windows
 from components.kfp import data as data_steps
 from components.kfp import monitor as monitor_steps
-from components.kfp import runtime
 from components.kfp import training as training_steps
 from driftloop.errors import ConfigError, DataError
 
@@ -56,7 +56,7 @@ def test_resolve_windows_defaults_to_the_latest_period(churn_parquet: Path) -> N
     assert w.current_start.startswith("2025-12-01") and w.current_end.startswith("2026-01-01")
     assert w.reference_end == w.current_start and w.reference_start == ""
     with pytest.raises(ConfigError, match="reference_end <= current_start"):
-        runtime.resolve_windows(runtime.resolve_policy("churn"), pd.Timestamp("2025-12-01", tz="UTC"), "2025-06-01", "", "", "2025-07-01")
+        windows.resolve_windows(runtime.resolve_policy("churn"), pd.Timestamp("2025-12-01", tz="UTC"), "2025-06-01", "", "", "2025-07-01")
 
 
 def test_bad_policy_parameter_names_the_fix() -> None:
@@ -171,4 +171,4 @@ def test_canary_rollout_config_errors_before_any_traffic(tmp_path: Path, backend
     from driftloop.settings import Settings
 
     with pytest.raises(ConfigError, match=needle):
-        runtime.canary_rollout(runtime.resolve_policy("churn"), Settings(workdir=tmp_path, prometheus_url=prometheus), backend, replay=replay)
+        canary.canary_rollout(runtime.resolve_policy("churn"), Settings(workdir=tmp_path, prometheus_url=prometheus), backend, replay=replay)

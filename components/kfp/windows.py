@@ -1,0 +1,147 @@
+"""Data windows for the KFP steps: read a source, select and check a window, default the bounds.
+
+>>> from components.kfp.runtime import resolve_policy
+>>> policy = resolve_policy("fraud")
+>>> w = resolve_windows(policy, pd_ts("2025-03-02T10:30:00Z"))
+>>> w["current_start"], w["current_end"]
+('2025-03-02T10:00:00+00:00', '2025-03-02T11:00:00+00:00')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from components.kfp.runtime import parse_time, resolve_policy  # noqa: F401 (resolve_policy: doctests)
+from driftloop.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from components.policy import Policy
+
+
+def read_source(source: str, policy: Policy) -> pd.DataFrame:
+    """Rows from a parquet file, a directory of parquet files, or ``scenario:<name>[:rows]``."""
+    import pandas as pd
+
+    if source.startswith("scenario:"):
+        from components.data.scenarios import generate
+
+        _, name, *rest = source.split(":")
+        return generate(name, rows=int(rest[0]) if rest and rest[0] else None, seed=0)
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"data source {source!r} does not exist", fix="write it with 'driftloop scenario' or pass scenario:<name>")
+    frame = pd.read_parquet(path)
+    if policy.timestamp not in frame.columns:
+        raise DataError(f"data source {source!r} has no timestamp column {policy.timestamp!r}", fix="set policy.timestamp to the event-time column")
+    return frame
+
+
+def select_window(frame: pd.DataFrame, policy: Policy, start: str, end: str) -> pd.DataFrame:
+    """Rows with ``start <= timestamp < end`` (either bound may be empty = open).
+
+    >>> import pandas as pd
+    >>> p = resolve_policy("churn")
+    >>> f = pd.DataFrame({"event_timestamp": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-03-01"], utc=True)})
+    >>> len(select_window(f, p, "2025-02-01", ""))
+    2
+    """
+    import pandas as pd
+
+    ts = pd.to_datetime(frame[policy.timestamp], utc=True)
+    mask = pd.Series(True, index=frame.index)
+    lo, hi = parse_time(start, "start"), parse_time(end, "end")
+    if lo is not None:
+        mask &= ts >= lo
+    if hi is not None:
+        mask &= ts < hi
+    return frame.loc[mask].reset_index(drop=True)
+
+
+def validate_frame(frame: pd.DataFrame, policy: Policy, min_rows: int = 1, need_label: bool = True) -> dict[str, float]:
+    """Check a data window against the policy; return figures to log as task metrics.
+
+    Missing columns and an empty window raise :class:`DataError` naming the column and fix.
+
+    >>> import pandas as pd
+    >>> p = resolve_policy("churn")
+    >>> f = pd.DataFrame({c: [1, None] for c in [p.timestamp, p.label, *p.all_features]})
+    >>> validate_frame(f, p)["max_null_share"]
+    0.5
+    >>> validate_frame(f.drop(columns=["region"]), p)
+    Traceback (most recent call last):
+    ...
+    driftloop.errors.DataError: data lacks columns ['region'] that the policy names (fix: ...)
+    """
+    columns = [policy.timestamp, *policy.all_features] + ([policy.label] if need_label else [])
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"data lacks columns {missing} that the policy names", fix="add them to the feature view / data source or remove them from the policy")
+    if len(frame) < min_rows:
+        raise DataError(f"data window has {len(frame)} rows, fewer than the {min_rows} required", fix="widen the window (start/end) or check the data source")
+    nulls = frame[columns].isna().mean()
+    figures = {"rows": float(len(frame)), "max_null_share": float(nulls.max()) if len(frame) else 0.0}
+    if need_label and len(frame):
+        figures["label_rate"] = float(frame[policy.label].astype(float).mean())
+    return figures
+
+
+_PERIOD_OFFSET = {"hour": {"hours": 1}, "day": {"days": 1}, "month": {"months": 1}}
+
+
+def period_start(ts: pd.Timestamp, period: str) -> pd.Timestamp:
+    """The start of the policy period holding ``ts``.
+
+    >>> period_start(pd_ts("2025-03-02T10:30:00Z"), "month").isoformat()
+    '2025-03-01T00:00:00+00:00'
+    >>> period_start(pd_ts("2025-03-02T10:30:00Z"), "hour").isoformat()
+    '2025-03-02T10:00:00+00:00'
+    """
+    if period == "month":
+        return ts.normalize().replace(day=1)
+    return ts.floor("h" if period == "hour" else "D")
+
+
+def pd_ts(text: str) -> pd.Timestamp:
+    """A UTC timestamp from ISO text (for examples and tests)."""
+    import pandas as pd
+
+    return pd.Timestamp(text).tz_convert("UTC")
+
+
+def resolve_windows(policy: Policy, latest: pd.Timestamp, current_start: str = "", current_end: str = "",
+                    reference_start: str = "", reference_end: str = "") -> dict[str, str]:
+    """Fill empty window bounds so a scheduled run monitors the latest period.
+
+    ``current_end`` defaults to the end of the policy period holding ``latest``,
+    ``current_start`` to one period before it, ``reference_end`` to ``current_start``; an
+    empty ``reference_start`` stays open (all history).
+
+    >>> w = resolve_windows(resolve_policy("fraud"), pd_ts("2025-03-02T10:30:00Z"))
+    >>> w["current_start"], w["current_end"], w["reference_end"]
+    ('2025-03-02T10:00:00+00:00', '2025-03-02T11:00:00+00:00', '2025-03-02T10:00:00+00:00')
+    """
+    import pandas as pd
+
+    step = pd.DateOffset(**_PERIOD_OFFSET[policy.period])
+    end = parse_time(current_end, "current_end") or (period_start(latest, policy.period) + step)
+    start = parse_time(current_start, "current_start") or (end - step)
+    ref_end = parse_time(reference_end, "reference_end") or start
+    ref_start = parse_time(reference_start, "reference_start")
+    if ref_end > start:
+        raise ConfigError(f"reference window ends at {ref_end} after the current window starts at {start}", fix="make reference_end <= current_start")
+    return {"current_start": start.isoformat(), "current_end": end.isoformat(), "reference_start": ref_start.isoformat() if ref_start is not None else "",
+            "reference_end": ref_end.isoformat()}
+
+
+def latest_timestamp(policy: Policy, source: str) -> pd.Timestamp:
+    """The newest event time in ``source``; for the feature store, a time in the last complete period."""
+    import pandas as pd
+
+    if not source:
+        # A scheduled run at the start of a period monitors the period that just ended.
+        return pd.Timestamp.now(tz="UTC") - pd.DateOffset(**_PERIOD_OFFSET[policy.period])
+    frame = read_source(source, policy)
+    return pd.to_datetime(frame[policy.timestamp], utc=True).max()
