@@ -170,3 +170,14 @@ def test_policy_feature_missing_from_the_feature_service_fails_submit(kfp_api: K
     bad.write_text(yaml.safe_dump(raw))
     assert main(["compile", "--out", str(tmp_path / "o"), "--policy", str(bad)]) == 2
     assert "'churn_v9' is not defined" in capsys.readouterr().err
+
+
+def test_cli_emergency_submits_the_loop_with_the_emergency_flag(kfp_api: KfpStandIn, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["submit", "--host", kfp_api.url, "--policy", "fraud", "--emergency"]) == 0, capsys.readouterr().err
+    run = kfp_api.state.calls("POST", "/runs")[0].json()
+    assert run["display_name"] == "fraud-monitor_and_retrain-emergency"
+    assert run["runtime_config"]["parameters"]["emergency"] is True
+    _, body = kfp_api.state.calls("POST", "/pipelines/upload")[0].upload()
+    assert next(yaml.safe_load_all(body))["pipelineInfo"]["name"] == "driftloop-monitor-and-retrain"
+    assert main(["submit", "--host", kfp_api.url, "--policy", "fraud", "--pipeline", "train", "--emergency"]) == 2
+    assert "--emergency applies to the monitor_and_retrain pipeline" in capsys.readouterr().err
