@@ -37,7 +37,8 @@ RESERVED = ("request_id", "timestamp", "model", "model_version", "prediction")
 def log_path(log_dir: str | Path, model: str, when: datetime) -> Path:
     """The hourly file a record written at ``when`` belongs to.
 
-    >>> log_path("/logs", "churn", datetime(2026, 11, 28, 21, 5, tzinfo=timezone.utc)).as_posix()
+    >>> from datetime import UTC
+    >>> log_path("/logs", "churn", datetime(2026, 11, 28, 21, 5, tzinfo=UTC)).as_posix()
     '/logs/churn/2026-11-28/21.jsonl'
     """
     when = when.astimezone(UTC)

@@ -11,7 +11,9 @@ from serving.canary.analysis import ArmStats, Outcome, analyse_step, drop_confid
 
 pytestmark = pytest.mark.unit
 
-ROLLOUT = Rollout(steps=[10, 50, 100], min_requests=50, max_failed_checks=0)
+CHECKS = [RolloutCheck(metric="error_rate", max=0.01), RolloutCheck(metric="latency_p95", max_ratio=1.5),
+          RolloutCheck(metric="prediction_shift", max=0.25), RolloutCheck(metric="accuracy", max_drop=0.02)]
+ROLLOUT = Rollout(steps=[10, 50, 100], min_requests=50, max_failed_checks=0, checks=CHECKS)
 HIST = (10, 20, 30, 40, 50, 50, 40, 30, 20, 10)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import MODEL, NUMERIC, REPO_ROOT, free_port, policy_dict, wait_ready
+from serving_fixtures import MODEL, NUMERIC, REPO_ROOT, free_port, policy_dict, wait_ready
 
 pytestmark = pytest.mark.integration
 

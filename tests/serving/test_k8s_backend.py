@@ -4,9 +4,8 @@ Kubernetes API stand-in that validates every patch against the InferenceService 
 from __future__ import annotations
 
 import pytest
-from conftest import MODEL, free_port, policy_dict
 from k8s_standin import KServeStandIn, isvc
-from test_rollout_preflight import FakeSource
+from serving_fixtures import MODEL, FakeSource, free_port, policy_dict
 
 from driftloop.errors import ConfigError
 from serving.canary.controller import run_rollout

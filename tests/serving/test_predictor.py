@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import MODEL, NUMERIC, make_data, predictor_process
 from prometheus_client.parser import text_string_to_metric_families
+from serving_fixtures import MODEL, NUMERIC, make_data, predictor_process
 
 from serving.prediction_log import read_log
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import MODEL, NUMERIC, free_port, predictor_process
+from serving_fixtures import MODEL, NUMERIC, free_port, predictor_process
 
 from driftloop.errors import ConfigError, ServiceUnavailable
 from serving.prometheus import DirectSource, PrometheusSource, arm_snapshot, source_from_settings

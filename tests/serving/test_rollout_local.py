@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import MODEL, Traffic, policy_dict, predictor_process
+from serving_fixtures import MODEL, Traffic, policy_dict, predictor_process
 
 from components.policy import policy_from_dict
 from serving.canary.controller import run_rollout

@@ -4,73 +4,12 @@ clock and an in-memory metric source) holds on no data and gives up with a reaso
 from __future__ import annotations
 
 import pytest
-from conftest import MODEL, policy_dict
+from serving_fixtures import MODEL, FakeSource, SpyBackend, policy_dict
 
 from driftloop.errors import ConfigError, ServiceUnavailable
 from serving.canary.controller import run_rollout
-from serving.metrics import LATENCY_BUCKETS, PREDICTION_BUCKETS
-from serving.prometheus import Sample, parse_selector
 
 pytestmark = pytest.mark.integration  # real MLflow registry (SQLite), no servers
-
-
-class SpyBackend:
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-        self.percent = 0
-
-    def deploy_challenger(self, uri: str) -> None:
-        self.calls.append(("deploy", uri))
-
-    def wait_ready(self, timeout: float = 0) -> None:
-        self.calls.append(("ready",))
-
-    def set_traffic(self, percent: int) -> None:
-        self.calls.append(("traffic", percent))
-        self.percent = percent
-
-    def current_traffic(self) -> int:
-        return self.percent
-
-    def promote(self) -> None:
-        self.calls.append(("promote",))
-
-    def rollback(self) -> None:
-        self.calls.append(("rollback",))
-        self.percent = 0
-
-    def metrics_targets(self) -> list[str]:
-        return []
-
-
-class FakeSource:
-    """Counters per version, advanced by the test's sleep()."""
-
-    def __init__(self, online: bool = True) -> None:
-        self.online = online
-        self.counts: dict[str, dict[str, float]] = {}
-
-    def add(self, version: str, requests: int, errors: int = 0, latency: float = 0.004, prediction: float = 0.3) -> None:
-        c = self.counts.setdefault(version, {"req": 0, "err": 0, "lat": latency, "pred": prediction})
-        c["req"] += requests
-        c["err"] += errors
-        c["lat"], c["pred"] = latency, prediction
-
-    def query(self, promql: str) -> list[Sample]:
-        name, labels = parse_selector(promql)
-        c = self.counts.get(labels["model_version"])
-        if c is None:
-            return []
-        if name == "driftloop_requests_total":
-            return [Sample(name, labels, c["req"])]
-        if name == "driftloop_request_errors_total":
-            return [Sample(name, labels, c["err"])]
-        buckets, x = (LATENCY_BUCKETS, c["lat"]) if "latency" in name else (PREDICTION_BUCKETS, c["pred"])
-        ok = c["req"] - c["err"]
-        return [Sample(name, {**labels, "le": str(le)}, ok if x <= le else 0.0) for le in (*buckets, float("inf"))]
-
-    def is_online(self) -> bool:
-        return self.online
 
 
 def run(store, registry, policy, source=None, **kw):

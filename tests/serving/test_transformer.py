@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO_ROOT, Store, free_port, predictor_process, register, wait_ready
+from serving_fixtures import REPO_ROOT, Store, free_port, predictor_process, register, wait_ready
 
 from components.data.scenarios import generate, write_scenario
 from components.features import apply, ingest, materialize

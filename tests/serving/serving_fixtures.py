@@ -1,0 +1,293 @@
+"""Helpers and fixtures for the serving tests: a registry with real MLflow model versions and real
+KServe predictor processes on free ports (always terminated)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.metrics import LATENCY_BUCKETS, PREDICTION_BUCKETS
+from serving.prometheus import Sample, parse_selector
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (same as tests/conftest.py's)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+NUMERIC = ["x1", "x2", "x3"]
+CATEGORICAL = ["segment"]
+MODEL = "churn"
+
+
+def make_data(n: int, seed: int) -> pd.DataFrame:
+    """Synthetic labelled rows: label depends on x1, x2 and the segment."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({c: rng.normal(size=n) for c in NUMERIC})
+    df["segment"] = rng.choice(["a", "b"], size=n)
+    logit = 2.5 * df["x1"] - 2.0 * df["x2"] + np.where(df["segment"] == "a", 0.5, -0.5)
+    df["label"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return df
+
+
+def policy_dict(**rollout: object) -> dict:
+    """A policy for the test model; ``rollout`` overrides rollout settings."""
+    return {
+        "model": MODEL, "entity": "customer_id", "label": "label", "features": NUMERIC,
+        "categorical_features": CATEGORICAL, "segments": {"column": "segment", "values": ["a", "b"]},
+        "monitors": [{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.7}],
+        "rollout": {"steps": [50, 100], "interval_seconds": 1.5, "min_requests": 20, "max_failed_checks": 0, **rollout},
+    }
+
+
+@dataclass
+class Store:
+    tracking_uri: str
+    root: Path
+    versions: dict[str, str]  # "good1", "good2", "bad" -> registry version
+
+
+def register(tracking_uri: str, root: Path, seed: int, invert: bool = False, data: pd.DataFrame | None = None,
+             numeric: list[str] = NUMERIC, categorical: list[str] = CATEGORICAL, label: str = "label", name: str = MODEL) -> str:
+    import joblib
+    import mlflow
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    data = make_data(2000, seed) if data is None else data
+    pipe = make_pipeline(
+        ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), categorical)], remainder="passthrough"),
+        LogisticRegression(max_iter=500),
+    ).fit(data[numeric + categorical], data[label])
+    path = root / f"pipeline-{seed}-{invert}.joblib"
+    joblib.dump(pipe, path)
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    # artifacts beside the tracking DB in tmp, never ./mlruns in the working tree
+    exp = MlflowClient(tracking_uri).get_experiment_by_name("serving-tests")
+    exp_id = exp.experiment_id if exp else MlflowClient(tracking_uri).create_experiment("serving-tests", artifact_location=(root / "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=exp_id)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=str(Path(__file__).with_name("model_code.py")), artifacts={"pipeline": str(path)},
+            model_config={"features": numeric, "categorical_features": categorical, "invert": invert},
+            registered_model_name=name,
+        )
+    return str(info.registered_model_version)
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """One SQLite registry with three versions: two good models and an inverted (bad) one."""
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{root}/mlflow.db"
+    import mlflow
+
+    good1 = register(uri, root, 1)
+    # a second version of the same good model: cheaper than logging another one
+    good2 = str(mlflow.register_model(MlflowClient(uri).get_model_version(MODEL, good1).source, MODEL).version)
+    versions = {"good1": good1, "good2": good2, "bad": register(uri, root, 3, invert=True)}
+    MlflowClient(uri).set_registered_model_alias(MODEL, "champion", versions["good1"])
+    return Store(uri, root, versions)
+
+
+def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 90, log: Path | None = None) -> None:
+    """Poll KServe's readiness endpoint until it answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:] if log else ''}")
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+@contextmanager
+def predictor_process(store: Store, uri: str, log_dir: Path, *extra: str) -> Iterator[str]:
+    """A real ``python -m serving.predictor`` process; yields its base URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "serving.predictor", "--model-name", MODEL, "--model-uri", uri,
+           "--http-port", str(port), "--log-dir", str(log_dir), "--tracking-uri", store.tracking_uri, *extra]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    err_path = log_dir.parent / f"predictor-{port}.log"
+    err_path.parent.mkdir(parents=True, exist_ok=True)
+    err = open(err_path, "wb")  # noqa: SIM115 - a file, not a pipe (a full pipe blocks the server); closed in finally
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=err, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log=err_path)
+        yield url
+    finally:
+        err.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def start_predictor(store: Store, tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Factory: start a predictor for a URI (extra CLI flags allowed); all stop at teardown."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        def start(uri: str, *extra: str, log_dir: Path | None = None) -> str:
+            return stack.enter_context(predictor_process(store, uri, log_dir or tmp_path / "predlog", *extra))
+
+        yield start
+
+
+@pytest.fixture
+def registry(store: Store, tmp_path: Path):
+    """The project's ModelRegistry on the test store, aliases reset to champion=good1."""
+    from components.registry import ModelRegistry
+    from driftloop.settings import Settings
+
+    reg = ModelRegistry(Settings(workdir=tmp_path / "work", mlflow_tracking_uri=store.tracking_uri))
+    client = reg._client()
+    client.set_registered_model_alias(MODEL, "champion", store.versions["good1"])
+    with contextlib.suppress(Exception):  # no challenger alias yet
+        client.delete_registered_model_alias(MODEL, "challenger")
+    return reg
+
+
+class Traffic:
+    """Background clients sending labelled requests with unique ids; records every response."""
+
+    def __init__(self, url: str, threads: int = 8, seed: int = 11) -> None:
+        import threading
+
+        self.url = url
+        self.data = make_data(20000, seed)
+        self.results: list[tuple[str, int, str, int]] = []  # request id, status, served by, label
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._next = 0
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _take(self) -> int:
+        with self._lock:
+            self._next = (self._next + 1) % len(self.data)
+            return self._next
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                i = self._take()
+                row = self.data.iloc[i]
+                rid = f"t{i}-{time.monotonic_ns()}"
+                inst = {c: float(row[c]) for c in NUMERIC} | {"segment": row["segment"]}
+                try:
+                    r = client.post(f"{self.url}/v1/models/{MODEL}:predict", json={"instances": [inst]}, headers={"x-request-id": rid})
+                    status, served = r.status_code, r.headers.get("x-served-by", "?")
+                except httpx.HTTPError:
+                    status, served = -1, "?"
+                with self._lock:
+                    self.results.append((rid, status, served, int(row["label"])))
+
+    def __enter__(self) -> Traffic:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+    def labels(self) -> pd.DataFrame:
+        """Delayed labels of every request answered so far."""
+        with self._lock:
+            rows = [(rid, label) for rid, status, _, label in self.results if status == 200]
+        return pd.DataFrame(rows, columns=["request_id", "label"])
+
+    def failures(self) -> list[tuple[str, int, str, int]]:
+        with self._lock:
+            return [r for r in self.results if r[1] != 200]
+
+
+class SpyBackend:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.percent = 0
+
+    def deploy_challenger(self, uri: str) -> None:
+        self.calls.append(("deploy", uri))
+
+    def wait_ready(self, timeout: float = 0) -> None:
+        self.calls.append(("ready",))
+
+    def set_traffic(self, percent: int) -> None:
+        self.calls.append(("traffic", percent))
+        self.percent = percent
+
+    def current_traffic(self) -> int:
+        return self.percent
+
+    def promote(self) -> None:
+        self.calls.append(("promote",))
+
+    def rollback(self) -> None:
+        self.calls.append(("rollback",))
+        self.percent = 0
+
+    def metrics_targets(self) -> list[str]:
+        return []
+
+
+class FakeSource:
+    """Counters per version, advanced by the test's sleep()."""
+
+    def __init__(self, online: bool = True) -> None:
+        self.online = online
+        self.counts: dict[str, dict[str, float]] = {}
+
+    def add(self, version: str, requests: int, errors: int = 0, latency: float = 0.004, prediction: float = 0.3) -> None:
+        c = self.counts.setdefault(version, {"req": 0, "err": 0, "lat": latency, "pred": prediction})
+        c["req"] += requests
+        c["err"] += errors
+        c["lat"], c["pred"] = latency, prediction
+
+    def query(self, promql: str) -> list[Sample]:
+        name, labels = parse_selector(promql)
+        c = self.counts.get(labels["model_version"])
+        if c is None:
+            return []
+        if name == "driftloop_requests_total":
+            return [Sample(name, labels, c["req"])]
+        if name == "driftloop_request_errors_total":
+            return [Sample(name, labels, c["err"])]
+        buckets, x = (LATENCY_BUCKETS, c["lat"]) if "latency" in name else (PREDICTION_BUCKETS, c["pred"])
+        ok = c["req"] - c["err"]
+        return [Sample(name, {**labels, "le": str(le)}, ok if x <= le else 0.0) for le in (*buckets, float("inf"))]
+
+    def is_online(self) -> bool:
+        return self.online
