@@ -25,8 +25,10 @@ import click
 @click.option("--log-dir", default=None, type=click.Path(path_type=Path), help="Prediction log directory (default: <workdir>/predictions).")
 @click.option("--interval", default=None, type=float, help="Override rollout.interval_seconds.")
 @click.option("--out", "out_path", default=None, type=click.Path(path_type=Path), help="Write the RolloutResult as JSON here.")
+@click.option("--report", "report_path", default=None, type=click.Path(path_type=Path), help="Write a self-contained HTML chart of the steps here.")
 def rollout(policy_path: str, backend_kind: str, challenger_uri: str | None, namespace: str, isvc: str | None, router_port: int | None,
-            replay_path: Path | None, labels_path: Path | None, log_dir: Path | None, interval: float | None, out_path: Path | None) -> None:
+            replay_path: Path | None, labels_path: Path | None, log_dir: Path | None, interval: float | None, out_path: Path | None,
+            report_path: Path | None) -> None:
     """Roll the challenger out by canary steps; promote or roll back."""
     from components.policy import load_policy
     from components.registry import ModelRegistry
@@ -78,6 +80,10 @@ def rollout(policy_path: str, backend_kind: str, challenger_uri: str | None, nam
             backend.close()
     if out_path is not None:
         out_path.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    if report_path is not None:
+        from serving.canary.report import write_rollout_report
+
+        click.echo(f"report: {write_rollout_report(result, report_path)}")
     if result.outcome != "promoted":
         raise click.exceptions.Exit(1)
 

@@ -40,9 +40,12 @@ def rollout(store, registry, champion, tmp_path: Path, version: str, challenger_
     return result, traffic, lines, final_traffic
 
 
-def test_good_challenger_is_promoted_without_failed_requests(store, registry, champion, tmp_path: Path) -> None:
+def test_good_challenger_is_promoted_without_failed_requests(store, registry, champion, tmp_path: Path, artifacts_dir: Path) -> None:
     result, traffic, lines, final = rollout(store, registry, champion, tmp_path, store.versions["good2"])
     assert result.outcome == "promoted", lines
+    from serving.canary.report import write_rollout_report
+
+    assert write_rollout_report(result, artifacts_dir / "rollout-promoted.html").stat().st_size > 100_000
     assert [s["percent"] for s in result.steps if s["decision"] != "hold"] == [50, 100]
     assert str(registry.get(MODEL, "champion").version) == store.versions["good2"]
     event = registry.history(MODEL)[-1]
