@@ -40,6 +40,7 @@ def rollout_figure(result: Any) -> Any:
                                  line={"dash": "dash", "color": "grey"}), row=row, col=1)
     fig.update_layout(title=f"{result.outcome.replace('_', ' ')}: {result.reason} (champion v{result.champion_version}, challenger v{result.challenger_version})",
                       height=260 * (1 + len(metrics)), showlegend=False, template="plotly_white")
+    fig.update_xaxes(dtick=1)
     fig.update_xaxes(title_text="analysis step", row=1 + len(metrics), col=1)
     return fig
 
