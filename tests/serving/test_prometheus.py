@@ -3,33 +3,17 @@ the same series through a real Prometheus scraping it every second."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from serving_fixtures import MODEL, NUMERIC, free_port, predictor_process
+from serving_fixtures import MODEL, NUMERIC, free_port, predictor_process, start_prometheus
 
 from driftloop.errors import ConfigError, ServiceUnavailable
 from serving.prometheus import DirectSource, PrometheusSource, arm_snapshot, source_from_settings
 
 pytestmark = pytest.mark.integration
-
-
-def start_prometheus(tmp_path: Path, targets: list[str]) -> tuple[subprocess.Popen, str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus is not installed (scripts/install-system-deps.sh installs it)")
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    hosts = ", ".join(f"'{t.removeprefix('http://')}'" for t in targets)
-    config.write_text(f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: models\n    static_configs:\n      - targets: [{hosts}]\n")
-    log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - child output, open while it runs
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def test_direct_and_prometheus_sources_agree(store, tmp_path: Path) -> None:

@@ -3,15 +3,23 @@ traffic, metrics from the servers' /metrics, labels joined from the prediction l
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from serving_fixtures import MODEL, Traffic, policy_dict, predictor_process
+from serving_fixtures import (
+    MODEL,
+    Traffic,
+    free_port,
+    policy_dict,
+    predictor_process,
+    start_prometheus,
+)
 
 from components.policy import policy_from_dict
 from serving.canary.controller import run_rollout
 from serving.canary.local import LocalBackend
-from serving.prometheus import DirectSource
+from serving.prometheus import DirectSource, PrometheusSource
 
 pytestmark = pytest.mark.e2e
 
@@ -25,15 +33,22 @@ def champion(store, tmp_path_factory: pytest.TempPathFactory):
         yield url, log_dir
 
 
-def rollout(store, registry, champion, tmp_path: Path, version: str, challenger_args=(), **overrides):
+def rollout(store, registry, champion, tmp_path: Path, version: str, challenger_args=(), prometheus: bool = False, **overrides):
     policy = policy_from_dict(policy_dict(**overrides))
     url, log_dir = champion
     lines: list[str] = []
-    with LocalBackend(MODEL, f"models:/{MODEL}@champion", tracking_uri=store.tracking_uri, log_dir=log_dir,
-                      work_dir=tmp_path / "servers", challenger_args=challenger_args, champion_url=url) as backend:
+    challenger_port = free_port()
+    with LocalBackend(MODEL, f"models:/{MODEL}@champion", tracking_uri=store.tracking_uri, log_dir=log_dir, challenger_port=challenger_port,
+                      work_dir=tmp_path / "servers", challenger_args=challenger_args, champion_url=url) as backend, ExitStack() as stack:
         backend.start()
+        source: object = DirectSource(backend.metrics_targets)
+        if prometheus:  # a real Prometheus scraping both servers every second
+            proc, prom_url = start_prometheus(tmp_path, [url, f"http://127.0.0.1:{challenger_port}"])
+            stack.callback(proc.wait, 20)
+            stack.callback(proc.terminate)
+            source = PrometheusSource(prom_url)
         with Traffic(backend.url, threads=4) as traffic:
-            result = run_rollout(policy, backend, DirectSource(backend.metrics_targets), registry,
+            result = run_rollout(policy, backend, source, registry,
                                  challenger_uri=f"models:/{MODEL}/{version}", labels=traffic.labels, log_dir=log_dir,
                                  on_step=lines.append)
             final_traffic = backend.current_traffic()
@@ -82,3 +97,11 @@ def test_worse_challenger_is_rolled_back_on_labelled_accuracy(store, registry, c
     assert result.outcome == "rolled_back", lines
     assert result.steps[-1]["percent"] == 50 and result.reason.startswith("accuracy"), lines
     assert traffic.failures() == []
+
+
+def test_failing_challenger_is_rolled_back_on_prometheus_metrics(store, registry, champion, tmp_path: Path) -> None:
+    result, traffic, lines, final = rollout(store, registry, champion, tmp_path, store.versions["good2"], ["--inject-error-rate", "0.3"],
+                                            prometheus=True, interval_seconds=3)
+    assert result.outcome == "rolled_back", lines
+    assert result.reason.startswith("error_rate "), lines
+    assert final == 0 and {s for _, s, by, _ in traffic.failures()} == {500}
