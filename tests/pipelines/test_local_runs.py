@@ -2,8 +2,10 @@
 
 One work directory (MLflow on SQLite, the decision ledger) is shared by the runs, in
 order: train the first champion; a pre-onset window must not trigger a retrain (the
-retrain branch is skipped); a post-onset window retrains, gates and registers a
-challenger. (That a repeated window is not acted on twice is tested on the decide step.)
+retrain branch is skipped); a post-onset window retrains, gates, registers a challenger
+and canaries it locally (model servers + router, post-onset rows replayed as traffic)
+until it is promoted. (That a repeated window is not acted on twice is tested on the
+decide step.)
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.data.scenarios import generate
 from components.kfp.runtime import policy_text, resolve_policy
@@ -28,13 +31,27 @@ REFERENCE = {"reference_start": "2024-01-01", "reference_end": "2025-01-01"}
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     root = tmp_path_factory.mktemp("loop")
-    source = root / "churn.parquet"
-    generate("churn", rows=6000, seed=0).to_parquet(source, index=False)  # 250 customers a month, onset 2025-07
-    yield {"workdir": root / "work", "source": str(source), "registry": ModelRegistry(Settings(workdir=root / "work"))}
+    source, replay = root / "churn.parquet", root / "replay.parquet"
+    frame = generate("churn", rows=6000, seed=0)  # 250 customers a month, onset 2025-07
+    frame.to_parquet(source, index=False)
+    frame[frame["event_timestamp"] >= "2025-09-01"].to_parquet(replay, index=False)
+    yield {"workdir": root / "work", "source": str(source), "replay": str(replay), "registry": ModelRegistry(Settings(workdir=root / "work"))}
+
+
+def _policy() -> str:
+    """The churn policy with a short canary (two steps, 3 s, 20 requests per arm) so the test stays quick.
+
+    Its checks are errors and labelled accuracy; latency ratios on a shared 2-core machine
+    would make the outcome depend on the neighbours, not on the models.
+    """
+    raw = yaml.safe_load(policy_text("churn"))
+    raw["rollout"] = {"steps": [50, 100], "interval_seconds": 3, "min_requests": 20, "max_failed_checks": 1,
+                      "checks": [{"metric": "error_rate", "max": 0.01}, {"metric": "accuracy", "max_drop": 0.05}]}
+    return yaml.safe_dump(raw)
 
 
 def _run(loop: dict[str, object], pipeline: str, **params: object) -> LocalRun:
-    return run_pipeline(pipeline, policy_text("churn"), workdir=loop["workdir"], source=str(loop["source"]), params=params)  # type: ignore[arg-type]
+    return run_pipeline(pipeline, _policy(), workdir=loop["workdir"], source=str(loop["source"]), params=params)  # type: ignore[arg-type]
 
 
 def _report(run: LocalRun) -> dict:
@@ -64,11 +81,10 @@ def test_loop_stays_quiet_before_the_onset(loop: dict[str, object]) -> None:
     assert run.artifacts("report_html") and run.seconds < 120
 
 
-def test_monitor_and_retrain_retrains_after_the_onset(loop: dict[str, object]) -> None:
+def test_monitor_and_retrain_retrains_and_canaries_after_the_onset(loop: dict[str, object]) -> None:
     registry: ModelRegistry = loop["registry"]  # type: ignore[assignment]
     policy = resolve_policy("churn")
-    # canary "none": the canary itself is the serving owner's e2e (tests/serving/test_rollout_local.py).
-    window = {"current_start": "2025-09-01", "current_end": "2025-10-01", "canary": "none", **REFERENCE}
+    window = {"current_start": "2025-09-01", "current_end": "2025-10-01", "canary": "local", "replay": loop["replay"], **REFERENCE}
     run = _run(loop, "monitor_and_retrain", **window)
     assert run.outputs["Output"] == "retrain"
     report = _report(run)
@@ -76,12 +92,13 @@ def test_monitor_and_retrain_retrains_after_the_onset(loop: dict[str, object]) -
     action = next(a for a in policy.actions if "accuracy_floor" in a.when)
     assert acc["fired"] and report["decision"]["strategy"] == action.strategy
     assert "accuracy_floor" in run.artifacts("decision_md")[0].read_text()
-    challenger = registry.get("churn", "challenger")
-    assert challenger is not None and challenger.version == 2
-    assert challenger.tags["driftloop.decision_id"] == report["decision"]["idempotency_key"]
-    assert challenger.tags["driftloop.window"].endswith("/2025-10-01T00:00:00+00:00")
-    assert registry.get("churn", "champion").version == 1  # only a rollout promotes
-    assert "canary-rollout" not in run.task_dirs()  # canary "none"
+    new = registry.get("churn", "champion")
+    assert new is not None and new.version == 2  # the canary promoted the retrained model
+    assert registry.get("churn", "challenger") is None
+    assert new.tags["driftloop.decision_id"] == report["decision"]["idempotency_key"]
+    assert new.tags["driftloop.window"].endswith("/2025-10-01T00:00:00+00:00")
+    summary = run.artifacts("summary")[0].read_text()
+    assert summary.startswith("# Canary: promoted") and "| 50% | advance |" in summary
     assert [v.version for v in registry.versions("churn")] == [2, 1]
 
 
