@@ -56,3 +56,20 @@ def test_rollout_errors_are_one_line_exit_2(store, registry, tmp_path: Path, arg
     assert out.returncode == 2, out.stderr
     assert needle in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.e2e
+def test_rollout_cli_promotes_with_replayed_traffic(store, registry, tmp_path: Path) -> None:
+    from serving_fixtures import make_data
+
+    data = tmp_path / "live.parquet"
+    make_data(3000, 21).to_parquet(data)
+    cmd = [sys.executable, "-m", "driftloop.cli", "rollout", "--policy", str(_policy(tmp_path)), "--challenger", f"models:/{MODEL}/{store.versions['good2']}",
+           "--replay", str(data), "--interval", "2", "--out", str(tmp_path / "result.json"), "--report", str(tmp_path / "steps.html")]
+    out = subprocess.run(cmd, cwd=REPO_ROOT, env=_env(store, tmp_path), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("step 1/2 at 50%: advance") for line in lines), out.stdout
+    assert any(line.startswith("promoted: ") for line in lines) and (tmp_path / "steps.html").exists()
+    assert " 0 failed" in out.stdout
+    assert str(registry.get(MODEL, "champion").version) == store.versions["good2"]
