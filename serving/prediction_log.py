@@ -55,7 +55,7 @@ class PredictionLogger:
         self.log_dir = Path(log_dir)
         self.model = model
         self.flush_interval = flush_interval
-        self._buffer: list[tuple[Path, str]] = []
+        self._buffer: list[tuple[str, str, Mapping[str, Any], float, datetime]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -69,28 +69,22 @@ class PredictionLogger:
         prediction: float,
         when: datetime | None = None,
     ) -> None:
-        """Queue one record (features may include pass-through keys such as the entity id)."""
+        """Queue one record (features may include pass-through keys such as the entity id; do not
+        mutate the mapping afterwards: it is serialised later, in the flusher thread)."""
         when = when or datetime.now(UTC)
-        record = {
-            "request_id": request_id,
-            "timestamp": when.isoformat(),
-            "model": self.model,
-            "model_version": str(model_version),
-            "features": dict(features),
-            "prediction": float(prediction),
-        }
-        line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
-        path = log_path(self.log_dir, self.model, when)
+        # Serialising happens in the flusher thread, off the request path.
         with self._lock:
-            self._buffer.append((path, line))
+            self._buffer.append((request_id, str(model_version), features, float(prediction), when))
 
     def flush(self) -> None:
         """Write everything queued so far, one ``write()`` per file."""
         with self._lock:
             batch, self._buffer = self._buffer, []
         by_file: dict[Path, list[str]] = defaultdict(list)
-        for path, line in batch:
-            by_file[path].append(line)
+        for request_id, version, features, prediction, when in batch:
+            record = {"request_id": request_id, "timestamp": when.isoformat(), "model": self.model,
+                      "model_version": version, "features": dict(features), "prediction": prediction}
+            by_file[log_path(self.log_dir, self.model, when)].append(json.dumps(record, separators=(",", ":"), default=str) + "\n")
         for path, lines in by_file.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
