@@ -59,7 +59,6 @@ def bench_overhead(n: int) -> tuple[float, float]:
 
 
 def bench_monitor(rows: int) -> tuple[float, float, str]:
-
     from components.data.scenarios import generate
     from components.kfp.runtime import policy_text, resolve_policy
     from components.monitor.engine import run_monitors
