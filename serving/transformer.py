@@ -90,10 +90,12 @@ class FeastTransformer(_KServeModel):  # type: ignore[misc,valid-type]
 def main(argv: list[str] | None = None) -> None:
     """Wire arguments into a FeastTransformer and run kserve.ModelServer in front of the predictor."""
     p = argparse.ArgumentParser(prog="python -m serving.transformer", description="Feast transformer in front of a KServe predictor.")
+    # KServe appends --model_name, --predictor_host and --http_port to a custom transformer's
+    # args, so both spellings are accepted.
     p.add_argument("--policy", required=True)
-    p.add_argument("--predictor-host", required=True, help="host:port of the predictor")
-    p.add_argument("--http-port", type=int, default=8080)
-    p.add_argument("--model-name", default=None, help="default: the policy's model")
+    p.add_argument("--predictor-host", "--predictor_host", dest="predictor_host", required=True, help="host[:port] of the predictor")
+    p.add_argument("--http-port", "--http_port", dest="http_port", type=int, default=8080)
+    p.add_argument("--model-name", "--model_name", dest="model_name", default=None, help="default: the policy's model")
     args = p.parse_args(argv)
     sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported
     import kserve

@@ -33,6 +33,28 @@ def canary_patch(percent: int | None, storage_uri: str | None = None) -> dict[st
     return {"spec": {"predictor": predictor}}
 
 
+def container_args_patch(containers: list[dict[str, Any]], model_uri: str) -> list[dict[str, Any]] | None:
+    """The containers with ``--model-uri`` set to ``model_uri``; None if none takes that flag.
+
+    >>> container_args_patch([{"name": "kserve-container", "args": ["--model-uri", "models:/churn@champion"]}], "models:/churn/7")
+    [{'name': 'kserve-container', 'args': ['--model-uri', 'models:/churn/7']}]
+    """
+    import copy
+
+    out = copy.deepcopy(containers)
+    found = False
+    for c in out:
+        args = c.get("args") or []
+        for i, arg in enumerate(args):
+            if arg == "--model-uri" and i + 1 < len(args):
+                args[i + 1] = model_uri
+                found = True
+            elif arg.startswith("--model-uri="):
+                args[i] = f"--model-uri={model_uri}"
+                found = True
+    return out if found else None
+
+
 def mlflow_storage_uri(model_uri: str, tracking_uri: str | None = None) -> str:
     """Where a registry version's files live (what KServe's storage initializer downloads)."""
     from mlflow import MlflowClient
@@ -100,8 +122,18 @@ class KubernetesBackend:
         return self._call(self.api.patch_namespaced_custom_object, body)
 
     def deploy_challenger(self, model_uri: str) -> None:
-        """New revision from the challenger's storage URI, with 0% of the traffic."""
-        self._patch(canary_patch(0, storage_uri=self.storage_uri_for(model_uri)))
+        """New revision serving the challenger, with 0% of the traffic.
+
+        A model-spec predictor gets the version's storage URI; a custom-container predictor
+        running ``serving.predictor`` gets its ``--model-uri`` argument replaced (merge
+        patches replace lists whole, so the containers are sent back complete).
+        """
+        predictor = self.get()["spec"]["predictor"]
+        containers = container_args_patch(predictor.get("containers") or [], model_uri)
+        if containers is not None:
+            self._patch({"spec": {"predictor": {"canaryTrafficPercent": 0, "containers": containers}}})
+        else:
+            self._patch(canary_patch(0, storage_uri=self.storage_uri_for(model_uri)))
         self._deployed = True
 
     def wait_ready(self, timeout: float = 300.0) -> None:
