@@ -7,10 +7,7 @@ drives them.
   serve the challenger.
 - The containers' command lines: the predictor's args must parse with serving.predictor's
   parser, and the transformer's args, after KServe appends its own, with
-  serving.transformer's.
-
-Known gaps in code other owners are writing are xfail (not strict, so their fix shows as
-XPASS instead of breaking the suite mid-flight); remove each marker once it passes.
+  serving.transformer's; the log sink's with serving.log_sink's.
 """
 
 from __future__ import annotations
@@ -93,13 +90,6 @@ def test_traffic_steps_promote_and_rollback_keep_the_service_valid(churn: dict[s
     assert touched <= {"canaryTrafficPercent", "containers"}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="serving/canary/k8s.py deploys a challenger by patching spec.predictor.model.storageUri, but the "
-    "manifests' predictor is a custom container (serving.predictor --model-uri ...): the new revision would "
-    "still load models:/churn@champion. Needs the backend to replace the container's --model-uri arg "
-    "(e.g. a JSON patch on /spec/predictor/containers/0/args).",
-)
 def test_deploying_a_challenger_makes_the_predictor_load_it(churn: dict[str, Any]) -> None:
     backend, fake = _backend(churn)
     backend.deploy_challenger("models:/churn/7")
@@ -134,12 +124,6 @@ class _Parsed(Exception):
     pass
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="serving/transformer.py parses --predictor-host/--model-name/--http-port only; KServe appends "
-    "--model_name, --predictor_host and --http_port to a custom transformer's args, so argparse exits. "
-    "Needs the underscore spellings as aliases (or parse_known_args).",
-)
 def test_transformer_accepts_the_args_kserve_gives_it(churn: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     import serving.transformer as transformer
 
@@ -168,16 +152,24 @@ def _modules_run() -> list[str]:
     return sorted(found)
 
 
-MISSING_MODULES = {
-    "serving.log_sink": "no serving/log_sink.py yet: the KServe logger's CloudEvents sink that appends to the prediction log",
-}
-
-
-@pytest.mark.parametrize(
-    "module",
-    [pytest.param(m, marks=pytest.mark.xfail(strict=False, reason=MISSING_MODULES[m])) if m in MISSING_MODULES else m for m in _modules_run()],
-)
+@pytest.mark.parametrize("module", _modules_run())
 def test_every_module_the_manifests_run_exists(module: str) -> None:
     import importlib.util
 
     assert importlib.util.find_spec(module) is not None, f"python -m {module}: no such module"
+
+
+def test_log_sink_args_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    import serving.log_sink as log_sink
+
+    def capture(log_dir: str, model_name: str) -> None:
+        raise _Parsed(log_dir)
+
+    monkeypatch.setattr(log_sink, "create_app", capture)
+    deployment = next(o for o in build(MANIFESTS / "overlays" / "prod") if o["kind"] == "Deployment" and o["metadata"]["name"] == "driftloop-log-sink")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "serving.log_sink"]
+    with pytest.raises(_Parsed) as parsed:
+        log_sink.main(container["args"])
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert parsed.value.args[0] in mounts, "the sink must write onto the prediction-log volume"
