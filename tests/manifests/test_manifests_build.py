@@ -189,7 +189,12 @@ def test_sync_job_commands_match_the_cli() -> None:
     assert set(compiled) <= set(PIPELINE_NAMES), compiled
     envs = {e["name"] for e in container["env"]}
     host_option = next(p for p in submit.params if p.name == "host")
-    assert {host_option.envvar, "DRIFTLOOP_IMAGE"} <= envs, "the job must tell the CLI where KFP is and which image steps use"
+    assert {host_option.envvar, "DRIFTLOOP_IMAGE", "POD_NAMESPACE"} <= envs, "the job must tell the CLI where KFP is, which image and namespace"
+    # the recurring run's --param names are inputs of the scheduled pipeline
+    ir = next(yaml.safe_load_all((REPO_ROOT / "pipelines" / "compiled" / "monitor_and_retrain.yaml").read_text()))
+    params = set(ir["root"]["inputDefinitions"]["parameters"])
+    passed = {m.split("=")[0] for m in re.findall(r"--param (\S+)", script)}
+    assert passed and passed <= params, f"{passed - params} are not parameters of monitor_and_retrain"
 
 
 def test_sync_job_script_runs(tmp_path: Path) -> None:
@@ -211,7 +216,7 @@ def test_sync_job_script_runs(tmp_path: Path) -> None:
     stub.chmod(0o755)
     script = container["args"][0].replace("/etc/driftloop/policies", str(policies)).replace("/tmp/driftloop/compiled", str(compiled))
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    env |= {"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(tmp_path / "calls")}
+    env |= {"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(tmp_path / "calls"), "POD_NAMESPACE": "driftloop-dev"}
     subprocess.run([*container["command"], script], env=env, check=True, timeout=30)
     calls = [line.split() for line in (tmp_path / "calls").read_text().splitlines()]
     assert [c[0] for c in calls] == ["compile", "submit", "submit", "schedule", "schedule"]
@@ -219,3 +224,5 @@ def test_sync_job_script_runs(tmp_path: Path) -> None:
     assert len(versions) == 1 and versions.pop().startswith("0.1.0-dev-")
     assert sorted(c[c.index("--pipeline") + 1] for c in calls[1:3]) == ["monitor", "train"]
     assert sorted(Path(c[c.index("--policy") + 1]).stem for c in calls[3:]) == ["churn", "fraud"]
+    # recurring runs roll out in the namespace the manifests deployed the models to
+    assert all(c[c.index("--param") + 1] == "namespace=driftloop-dev" for c in calls[3:])
