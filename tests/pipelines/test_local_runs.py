@@ -106,7 +106,7 @@ def test_rollout_pipeline_canaries_the_challenger(loop: dict[str, object], capsy
     if registry.get("churn", "challenger") is None:
         pytest.skip("needs the challenger registered by the previous test")
     try:
-        run = _run(loop, "rollout", canary="local", replay=loop["replay"])
+        run = run_pipeline("rollout", _policy(), workdir=loop["workdir"], params={"canary": "local", "replay": loop["replay"]})  # type: ignore[arg-type]
     except DriftloopError:
         log = capsys.readouterr().out
         # On an overloaded machine a model server's /metrics can time out before any traffic
