@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import random
 import sys
 import time
@@ -123,6 +124,10 @@ class MlflowPredictor(_KServeModel):  # type: ignore[misc,valid-type]
             mlflow.set_tracking_uri(self.tracking_uri)
         self._model = mlflow.pyfunc.load_model(f"models:/{name}/{self.version}")
         self.schema = self.schema or schema_of(self._model)
+        if os.environ.get("OMP_NUM_THREADS") == "1":
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1)  # the model's libraries are loaded now
         self._warm_up()
         self.metrics = default_metrics()
         if self.log_dir is not None:
@@ -236,11 +241,12 @@ def main(argv: list[str] | None = None) -> None:
     """Wire arguments into an MlflowPredictor and run kserve.ModelServer (REST only)."""
     args = build_parser().parse_args(argv)
     sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported; keep our flags away from it
-    from threadpoolctl import threadpool_limits
-
-    # One BLAS/OpenMP thread per server: requests are small and concurrent, and OpenMP
-    # threads spinning on shared cores made p95 latency 10-100x the median here.
-    threadpool_limits(1)
+    # One OpenMP/BLAS thread per server: requests are small and concurrent, and OpenMP
+    # barriers across oversubscribed cores made p95 latency 10-100x the median here. The
+    # variables must be set before scikit-learn loads libgomp (threadpoolctl only limits
+    # libraries already loaded); load() limits them again once the model is in.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     import kserve
 
     from driftloop.settings import Settings
