@@ -292,7 +292,6 @@ class Demo:
         return self.summary
 
     def _replay(self, data: pd.DataFrame, backend: Any, traffic: Traffic, log_dir: Path) -> None:
-        from serving.prediction_log import read_log
 
         ts = pd.to_datetime(data[self.policy.timestamp], utc=True)
         task = self.progress.add_task("replay periods", total=len(self.plan.periods)) if self.progress else None
@@ -303,8 +302,7 @@ class Demo:
             champion = self.registry().get(self.policy.model, "champion")
             version = str(champion.version) if champion else ""
             ids = traffic.send(rows, f"p{i}", self.plan.batch)
-            logged = read_log(log_dir, self.policy.model)
-            logged = logged[logged["request_id"].isin(ids)]
+            logged = self._wait_for_log(log_dir, ids)
             labels = traffic.label_frame()
             labels = labels[labels["request_id"].isin(ids)].copy()
             # labels not yet known when the period closes stay missing (NaN) in this window
@@ -354,7 +352,7 @@ class Demo:
             return
         champion = reg.get(self.policy.model, "champion")
         self._versions = (str(champion.version) if champion else "", str(challenger.version))
-        bad = self.bad_challenger and index == 0
+        bad = self.bad_challenger and not self.summary["rollouts"]  # only the first challenger that reaches a canary
         backend.challenger_args = ["--inject-error-rate", "0.3"] if bad else []
         rng = np.random.default_rng(self.plan.seed + index)
         batches = iter(range(10_000))
@@ -367,7 +365,7 @@ class Demo:
             sample = live.iloc[rng.integers(0, len(live), n)] if len(live) else live
             first = len(traffic.served)
             ids = traffic.send(sample, f"c{index}-{next(batches)}", self.plan.canary_batch)
-            time.sleep(0.4)  # the servers flush their prediction log every 0.2 s
+            self._wait_for_log(log_dir, ids)
             interval_stats.append(self._arm_figures(traffic, first, ids, log_dir))
 
         lines: list[str] = []
@@ -382,6 +380,23 @@ class Demo:
         for step, figures in zip(record.get("steps", []), interval_stats, strict=False):
             step.update(figures)
         self.summary["rollouts"].append(record)
+
+    def _wait_for_log(self, log_dir: Path, ids: list[str], timeout: float = 5.0) -> pd.DataFrame:
+        """The logged rows of ``ids``, once the servers have flushed them (every 0.2 s).
+
+        Rows of failed requests are never logged, so it stops waiting when the count stops
+        growing, or after ``timeout`` seconds.
+        """
+        from serving.prediction_log import read_log
+
+        wanted, seen, deadline = set(ids), -1, time.monotonic() + timeout
+        while True:
+            time.sleep(0.3)
+            logged = read_log(log_dir, self.policy.model)
+            logged = logged[logged["request_id"].isin(wanted)]
+            if len(logged) >= len(wanted) or len(logged) == seen or time.monotonic() > deadline:
+                return logged
+            seen = len(logged)
 
     def _arm_figures(self, traffic: Traffic, first: int, ids: list[str], log_dir: Path) -> dict[str, Any]:
         """Requests, error rate and labelled accuracy of each arm over one canary interval."""
