@@ -81,7 +81,8 @@ def test_demo_detects_retrains_rolls_back_the_bad_challenger_and_promotes_a_good
 
     # the audit trail says who moved the aliases and why
     trail = summary["audit_trail"]
-    assert any("rolled back" in json.dumps(e) for e in trail)
+    assert any(e["event"] == "rollback" and "error_rate" in e["reason"] for e in trail), trail
+    assert trail[-1]["event"] == "promote" and str(trail[-1]["version"]) == summary["final_champion"]
 
 
 @pytest.mark.e2e
