@@ -155,6 +155,16 @@ def _read_report(run: Any) -> dict[str, Any]:
     raise DriftloopError(f"the monitor run under {run.run_dir} wrote no report", fix="read the task logs above")
 
 
+def _gate_reasons(run: Any) -> list[str]:
+    """The champion-vs-challenger gate's reasons from a train run's ``verdict`` artifact."""
+    for path in run.artifacts("verdict"):
+        try:
+            return [str(r) for r in json.loads(path.read_text()).get("reasons", [])]
+        except (ValueError, OSError, AttributeError):
+            continue
+    return []
+
+
 def _period_figures(report: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Performance metrics, per-feature drift and monitor one-liners from a monitor report."""
     metrics, drift, monitors = [], [], []
@@ -220,6 +230,7 @@ class Demo:
 
         run = self._run_pipeline("train", "", {"strategy": strategy, "end": end.isoformat(), "window": window, "cohort": cohort,
                                                "decision_key": decision_key})
+        self.last_gate_reasons = _gate_reasons(run)
         return bool(run.outputs.get("Output", False))
 
     def _run_pipeline(self, name: str, source: str, params: dict[str, Any]) -> Any:
@@ -364,7 +375,8 @@ class Demo:
         challenger = reg.get(self.policy.model, "challenger")
         if not passed or challenger is None or (before is not None and challenger.version == before.version):
             self.say(f"{name}: the challenger did not pass the gate against the champion; no rollout")
-            self.summary["events"].append({"period": name, "action": "gate_failed", "strategy": decision.get("strategy"), "reasons": []})
+            self.summary["events"].append({"period": name, "action": "gate_failed", "strategy": decision.get("strategy"),
+                                           "reasons": getattr(self, "last_gate_reasons", [])})
             return
         champion = reg.get(self.policy.model, "champion")
         self._versions = (str(champion.version) if champion else "", str(challenger.version))
