@@ -16,10 +16,10 @@ True
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from components.jsonsafe import json_safe
 from driftloop.errors import DataError
 
 REPORT_VERSION = 1
@@ -48,7 +48,7 @@ class MonitorReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (NaN and inf become ``None``)."""
-        return _json_safe(asdict(self))
+        return json_safe(asdict(self))
 
     def to_json(self, indent: int | None = 2) -> str:
         """The report as JSON text."""
@@ -82,17 +82,3 @@ class MonitorReport:
     def fired_monitors(self) -> list[str]:
         """Names of the monitors that fired, in policy order."""
         return [m["name"] for m in self.monitors if m.get("fired")]
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _json_safe(value.item())
-    if hasattr(value, "isoformat"):  # datetimes and pandas timestamps
-        return value.isoformat()
-    return value

@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from components.jsonsafe import json_safe
 
 
 @dataclass(frozen=True)
@@ -38,16 +39,4 @@ class TestResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (NaN and inf become ``None``)."""
-        return {k: _json_safe(v) for k, v in asdict(self).items()}
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _json_safe(value.item())
-    return value
+        return {k: json_safe(v) for k, v in asdict(self).items()}

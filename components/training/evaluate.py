@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from components.jsonsafe import json_safe
 from components.policy import LOWER_IS_BETTER, Policy
 from driftloop.errors import ConfigError, DataError
 
@@ -50,7 +51,7 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe (NaN becomes ``None``)."""
-        return _json_safe(asdict(self))
+        return json_safe(asdict(self))
 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
@@ -169,15 +170,3 @@ def _ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
         if mask.any():
             total += mask.mean() * abs(p[mask].mean() - y[mask].mean())
     return float(total)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
