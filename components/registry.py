@@ -38,6 +38,7 @@ from typing import Any
 
 import pandas as pd
 
+from components.jsonsafe import json_safe
 from components.policy import Policy
 from driftloop.errors import DataError, DriftloopError, ServiceUnavailable
 from driftloop.settings import Settings
@@ -376,9 +377,9 @@ class ModelRegistry:
                 with tempfile.TemporaryDirectory(prefix="driftloop-run-") as tmp:
                     folder = Path(tmp) / "driftloop"
                     folder.mkdir()
-                    (folder / BASELINE_FILE).write_text(json.dumps(_json_safe(baseline), indent=2))
+                    (folder / BASELINE_FILE).write_text(json.dumps(json_safe(baseline), indent=2))
                     (folder / VERDICT_FILE).write_text(json.dumps(verdict.to_dict(), indent=2))
-                    (folder / PROFILE_FILE).write_text(json.dumps(_json_safe(prof), indent=2))
+                    (folder / PROFILE_FILE).write_text(json.dumps(json_safe(prof), indent=2))
                     sample.to_parquet(folder / REFERENCE_FILE, index=False)
                     client.log_artifacts(run_id, str(folder), artifact_path="driftloop")
                     model.save_pyfunc(Path(tmp) / "model", training.train)
@@ -456,12 +457,6 @@ def _metric_dict(baseline: dict[str, Any]) -> dict[str, float]:
             if isinstance(value, int | float) and math.isfinite(value):
                 out[f"baseline.segment.{re.sub(r'[^A-Za-z0-9_.-]', '_', str(segment))}.{metric}"] = float(value)
     return out
-
-
-def _json_safe(value: Any) -> Any:
-    from components.training.evaluate import _json_safe as safe
-
-    return safe(value)
 
 
 def _not_found(exc: Exception) -> bool:
