@@ -6,6 +6,7 @@ tests that need them get a fresh database / key prefix of their own.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import uuid
 from collections.abc import Iterator
@@ -48,14 +49,14 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database on localhost:5432, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_database(prefix: str = "dl") -> Iterator[str]:
+    """A new, empty PostgreSQL database on localhost:5432, dropped afterwards; yields its URL."""
     import psycopg2
 
     if not port_open("127.0.0.1", 5432):
         pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (start it: pg_ctlcluster <ver> main start)")
-    name = f"dl_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
     admin.autocommit = True
     with admin.cursor() as cur:
@@ -66,6 +67,13 @@ def postgres_url() -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on localhost:5432, dropped afterwards."""
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,29 +27,15 @@ from components.training.datasets import TrainingData, build_training_set
 from components.training.evaluate import Verdict, evaluate
 from components.training.trainers import TrainedModel, train_model
 from tests.components.training.training_synth import make_frame, make_policy
-from tests.conftest import free_port, port_open
+from tests.conftest import free_port
+from tests.conftest import fresh_database as conftest_fresh_database
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
 
 
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
+def fresh_database() -> contextlib.AbstractContextManager[str]:
     """A new PostgreSQL database on localhost:5432 (dropped afterwards); yields its URL."""
-    import psycopg2
-
-    if not port_open("127.0.0.1", 5432):
-        pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (start it: pg_ctlcluster <ver> main start)")
-    name = f"dl_mlflow_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    return conftest_fresh_database(prefix="dl_mlflow")
 
 
 @contextlib.contextmanager
