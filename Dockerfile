@@ -33,7 +33,7 @@ RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); p
  && rm /tmp/requirements.txt
 
 # Layer 2, the source. An editable install keeps policies/, feature_repo/ and
-# pipelines/compiled/ beside the code, where driftloop.settings finds them (/app).
+# pipelines/compiled/ beside the code, where components.settings finds them (/app).
 COPY README.md ./
 COPY driftloop ./driftloop
 COPY components ./components

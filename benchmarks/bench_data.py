@@ -100,7 +100,7 @@ def bench_join(rows: int) -> None:
     from components.data.scenarios import write_scenario
     from components.features import apply, ingest, training_set
     from components.policy import load_policy
-    from driftloop.settings import Settings
+    from components.settings import Settings
 
     print(f"\n== point-in-time join: Feast get_historical_features vs pandas.merge_asof (churn, {rows:,} rows)")
     with tempfile.TemporaryDirectory() as tmp:

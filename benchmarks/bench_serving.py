@@ -122,7 +122,7 @@ def main() -> None:
         if not args.no_transformer:
             from components.data.scenarios import write_scenario
             from components.features import apply, ingest, materialize
-            from driftloop.settings import Settings
+            from components.settings import Settings
 
             settings = Settings(workdir=tmp / "work")
             apply(settings)

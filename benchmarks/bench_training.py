@@ -35,10 +35,10 @@ import pandas as pd  # noqa: E402
 from components.data.scenarios import generate  # noqa: E402
 from components.policy import load_policy  # noqa: E402
 from components.registry import ModelRegistry  # noqa: E402
+from components.settings import Settings  # noqa: E402
 from components.training.datasets import build_training_set  # noqa: E402
 from components.training.evaluate import evaluate  # noqa: E402
 from components.training.trainers import train_model  # noqa: E402
-from driftloop.settings import Settings  # noqa: E402
 
 KINDS = ("sklearn_hgb", "sklearn_logreg", "keras_mlp")
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from components.decision import Decision
 from components.policy import Policy
-from driftloop.settings import Settings
+from components.settings import Settings
 
 log = logging.getLogger(__name__)
 

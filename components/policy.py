@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from driftloop.errors import ConfigError
+from components.errors import ConfigError
 
 NUMERIC_TESTS = ("ks", "cvm")
 CATEGORICAL_TESTS = ("chi2", "fet")
@@ -307,9 +307,9 @@ def _format_errors(exc: ValidationError, source: str) -> str:
 def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy YAML file. A bare name (``churn``) resolves in ``policies/``.
 
-    Raises :class:`~driftloop.errors.ConfigError` naming the YAML path of each error.
+    Raises :class:`~components.errors.ConfigError` naming the YAML path of each error.
     """
-    from driftloop.settings import POLICY_DIR
+    from components.settings import POLICY_DIR
 
     p = Path(path)
     if not p.exists() and not p.suffix and (POLICY_DIR / f"{p}.yaml").exists():

@@ -38,10 +38,10 @@ from typing import Any
 
 import pandas as pd
 
+from components.errors import DataError, DriftloopError, ServiceUnavailable
 from components.jsonsafe import json_safe
 from components.policy import Policy
-from driftloop.errors import DataError, DriftloopError, ServiceUnavailable
-from driftloop.settings import Settings
+from components.settings import Settings
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 KEY_TAG = "driftloop.idempotency_key"
@@ -226,6 +226,28 @@ class ModelRegistry:
                     return None
                 raise
         return self._info(version)
+
+    def resolve(self, model: str, ref: str | int) -> ModelVersionInfo:
+        """The version ``ref`` names now: an alias, a version number or a ``models:/`` URI.
+
+        The one version resolver: the predictor, the canary, the monitor step and the CLI
+        all call it. A reference that does not resolve is a ConfigError naming the fix.
+        """
+        from components.errors import ConfigError
+        from components.model_uri import model_uri, parse_model_uri
+
+        parsed = parse_model_uri(model_uri(model, ref))
+        info = self._find_version(model, int(parsed.version)) if parsed.version else self.get(model, str(parsed.alias))
+        if info is None:
+            raise ConfigError(f"{model_uri(model, ref)} does not resolve in the registry at {self.uri}",
+                              fix=f"register a version or set the alias (driftloop registry list --model {model})")
+        return info
+
+    def _find_version(self, model: str, version: int) -> ModelVersionInfo | None:
+        try:
+            return self._require(model, version)
+        except DataError:
+            return None
 
     def versions(self, model: str) -> list[ModelVersionInfo]:
         """All versions of ``model``, newest first (with their aliases)."""

@@ -2,7 +2,7 @@
 
 Sub-commands live in ``driftloop/commands/<name>.py`` and are imported only when called,
 so ``driftloop --help`` starts fast without TensorFlow, MLflow or KFP. A
-:class:`~driftloop.errors.DriftloopError` becomes one line on stderr and exit code 2.
+:class:`~components.errors.DriftloopError` becomes one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from driftloop.errors import DriftloopError
+from components.errors import DriftloopError
 
 # command name -> (module under driftloop.commands, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftloop.errors import DataError, DriftloopError
-from driftloop.settings import Settings
+from components.errors import DataError, DriftloopError
+from components.settings import Settings
 
 log = logging.getLogger("driftloop.demo")
 

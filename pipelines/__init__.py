@@ -7,6 +7,8 @@ limits, retries) or ``"local"`` (plain, for ``kfp.local``). :data:`PIPELINES` na
 ['monitor', 'monitor_and_retrain', 'rollout', 'train']
 """
 
+import components  # noqa: F401  (the library's process-wide guards: single-threaded pyarrow)
+
 PIPELINES: dict[str, str] = {
     "train": "pipelines.train",
     "monitor": "pipelines.monitor",

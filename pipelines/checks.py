@@ -5,7 +5,7 @@ True
 >>> check_policy("nope")
 Traceback (most recent call last):
 ...
-driftloop.errors.ConfigError: policy file 'nope' not found (fix: give a path to a YAML file or one of: ...)
+components.errors.ConfigError: policy file 'nope' not found (fix: give a path to a YAML file or one of: ...)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from driftloop.errors import ConfigError
+from components.errors import ConfigError
 
 
 def check_policy(policy: str, feature_repo: Path | None = None) -> str:
@@ -51,7 +51,7 @@ def feature_service_columns(feature_repo: Path | None = None) -> dict[str, set[s
     >>> sorted(feature_service_columns()["churn_v1"])[:3]
     ['contract', 'monthly_charges', 'num_products']
     """
-    from driftloop.settings import FEATURE_REPO_DIR
+    from components.settings import FEATURE_REPO_DIR
 
     path = (feature_repo or FEATURE_REPO_DIR) / "definitions.py"
     if not path.exists():

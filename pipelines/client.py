@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from driftloop import __version__
-from driftloop.errors import ConfigError, ServiceUnavailable
+from components import __version__
+from components.errors import ConfigError, ServiceUnavailable
 
 DEFAULT_EXPERIMENT = "driftloop"
 

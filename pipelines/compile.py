@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from driftloop.errors import ConfigError
+from components.errors import ConfigError
 from pipelines import PIPELINES
 from pipelines.platform import check_target
 

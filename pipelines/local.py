@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from driftloop.errors import DriftloopError
-from driftloop.settings import REPO_ROOT
+from components.errors import DriftloopError
+from components.settings import REPO_ROOT
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours task names in its messages
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from driftloop.errors import ConfigError
+from components.errors import ConfigError
 
 Target = Literal["cluster", "local"]
 TARGETS: tuple[str, ...] = ("cluster", "local")

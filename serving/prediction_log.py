@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftloop.errors import DataError
+from components.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd

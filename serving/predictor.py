@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from driftloop.errors import ConfigError, ServiceUnavailable
+from components.errors import ConfigError, ServiceUnavailable
 from serving.schema import FeatureSchema
 
 try:  # kserve is a hard dependency of serving; importing it here keeps the class a real kserve.Model.
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault(var, "1")
     import kserve
 
-    from driftloop.settings import Settings
+    from components.settings import Settings
 
     schema = None
     if args.policy:

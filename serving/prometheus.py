@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from driftloop.errors import ConfigError, ServiceUnavailable
+from components.errors import ConfigError, ServiceUnavailable
 from serving.metrics import ERRORS, LATENCY, PREDICTION, REQUESTS
 
 _SELECTOR = re.compile(r'^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*$')

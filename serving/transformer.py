@@ -55,7 +55,7 @@ class FeastTransformer(_KServeModel):  # type: ignore[misc,valid-type]
     def load(self) -> bool:
         """Open the feature store once (the registry is read at startup, not per request)."""
         from components.features.store import open_store
-        from driftloop.settings import Settings
+        from components.settings import Settings
 
         self.settings = self.settings or Settings.from_env()
         self._store = open_store(self.settings)
@@ -66,8 +66,8 @@ class FeastTransformer(_KServeModel):  # type: ignore[misc,valid-type]
         """``{"instances": [{entity: id}]}`` -> ``{"instances": [{feature: value, ..., entity: id}]}``."""
         from kserve.errors import InvalidInput
 
+        from components.errors import DriftloopError
         from components.features import online_features
-        from driftloop.errors import DriftloopError
 
         policy = self.policy
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.settings import Settings
+from components.settings import Settings
 
 # --doctest-modules would import every conftest.py under tests/ as a plain module named
 # "conftest" and clash; they are still loaded as conftests, just not doctest-collected.

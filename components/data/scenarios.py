@@ -24,7 +24,7 @@ import pandas as pd
 
 from components.data import churn, concept, credit, fraud, recsys
 from components.data.spec import ScenarioSpec
-from driftloop.errors import DataError
+from components.errors import DataError
 
 _MODULES: dict[str, ModuleType] = {m.SPEC.name: m for m in (churn, credit, fraud, recsys, concept)}
 SCENARIOS: dict[str, ScenarioSpec] = {name: m.SPEC for name, m in _MODULES.items()}

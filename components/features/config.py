@@ -6,7 +6,7 @@ tests and the demo never write into the git tree.
 
 >>> import tempfile
 >>> from pathlib import Path
->>> from driftloop.settings import Settings
+>>> from components.settings import Settings
 >>> s = Settings(workdir=Path(tempfile.mkdtemp()))
 >>> repo = render_repo(s)
 >>> sorted(p.name for p in repo.iterdir())
@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from driftloop.errors import ConfigError
-from driftloop.settings import Settings
+from components.errors import ConfigError
+from components.settings import Settings
 
 
 @dataclass(frozen=True)

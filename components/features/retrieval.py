@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from components.errors import ConfigError, DataError
 from components.features.store import _servers, _utc, labels_path, open_store
 from components.policy import Policy
-from driftloop.errors import ConfigError, DataError
-from driftloop.settings import Settings
+from components.settings import Settings
 
 if TYPE_CHECKING:
     from feast import FeatureStore

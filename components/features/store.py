@@ -1,7 +1,7 @@
 """Open the rendered Feast store, ingest scenario data into its sources, apply, materialize.
 
 Feast is imported inside the functions (it pulls in dask and more). Server and repo
-failures become :class:`~driftloop.errors.DriftloopError` subclasses naming the fix.
+failures become :class:`~components.errors.DriftloopError` subclasses naming the fix.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pandas as pd
 
 from components.data.scenarios import get_spec
+from components.errors import ConfigError, DataError, ServiceUnavailable
 from components.features.config import FeastOptions, feast_data_dir, render_repo, repo_dir
-from driftloop.errors import ConfigError, DataError, ServiceUnavailable
-from driftloop.settings import Settings
+from components.settings import Settings
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from driftloop import __version__
+from components import __version__
 
 DEFAULT_IMAGE = f"ghcr.io/driftloop/driftloop:{__version__}"
 # The one place the image is named; the Dockerfile builds it, DRIFTLOOP_IMAGE overrides it.

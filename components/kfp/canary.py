@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from components.errors import ConfigError
 from components.kfp.windows import read_source
-from driftloop.errors import ConfigError
-from driftloop.settings import Settings
+from components.settings import Settings
 
 if TYPE_CHECKING:
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from components.errors import DataError
 from components.kfp.runtime import resolve_policy  # noqa: F401 (doctests)
-from driftloop.errors import DataError
-from driftloop.settings import Settings
+from components.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from components.kfp.runtime import parse_time
 from components.kfp.windows import latest_timestamp, read_source
-from driftloop.settings import Settings
+from components.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd

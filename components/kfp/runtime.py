@@ -18,8 +18,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from driftloop.errors import ConfigError
-from driftloop.settings import Settings
+from components.errors import ConfigError
+from components.settings import Settings
+from components.tables import read_frame, read_text, write_frame, write_text  # noqa: F401 (the component bodies' artifact I/O)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,7 +68,7 @@ def policy_text(name_or_path: str) -> str:
     True
     """
     from components.policy import load_policy
-    from driftloop.settings import POLICY_DIR
+    from components.settings import POLICY_DIR
 
     load_policy(name_or_path)  # validate first: bad policies fail before any submit
     path = Path(name_or_path)
@@ -93,27 +94,3 @@ def parse_time(text: str, field: str) -> pd.Timestamp | None:
     except ValueError:
         raise ConfigError(f"pipeline parameter {field!r} = {text!r} is not a timestamp", fix="use ISO format, e.g. 2025-07-01T00:00:00Z") from None
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def write_frame(frame: pd.DataFrame, path: str) -> None:
-    """Write a data artifact as parquet (the artifact path may not have a suffix)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
-
-
-def read_frame(path: str) -> pd.DataFrame:
-    """Read a data artifact written by :func:`write_frame`."""
-    import pandas as pd
-
-    return pd.read_parquet(path)
-
-
-def write_text(path: str, text: str) -> None:
-    """Write an artifact's text, creating its directory."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
-
-
-def read_text(path: str) -> str:
-    """Read an artifact's text."""
-    return Path(path).read_text()

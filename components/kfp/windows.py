@@ -9,11 +9,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from components.errors import ConfigError, DataError
 from components.kfp.runtime import parse_time, resolve_policy  # noqa: F401 (resolve_policy: doctests)
-from driftloop.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,20 +22,9 @@ if TYPE_CHECKING:
 
 def read_source(source: str, policy: Policy) -> pd.DataFrame:
     """Rows from a parquet file, a directory of parquet files, or ``scenario:<name>[:rows]``."""
-    import pandas as pd
+    from components.tables import read_table
 
-    if source.startswith("scenario:"):
-        from components.data.scenarios import generate
-
-        _, name, *rest = source.split(":")
-        return generate(name, rows=int(rest[0]) if rest and rest[0] else None, seed=0)
-    path = Path(source)
-    if not path.exists():
-        raise DataError(f"data source {source!r} does not exist", fix="write it with 'driftloop scenario' or pass scenario:<name>")
-    frame = pd.read_parquet(path)
-    if policy.timestamp not in frame.columns:
-        raise DataError(f"data source {source!r} has no timestamp column {policy.timestamp!r}", fix="set policy.timestamp to the event-time column")
-    return frame
+    return read_table(source, "data source", policy.timestamp)
 
 
 def select_window(frame: pd.DataFrame, policy: Policy, start: str, end: str) -> pd.DataFrame:
@@ -73,7 +61,7 @@ def validate_frame(frame: pd.DataFrame, policy: Policy, min_rows: int = 1, need_
     >>> validate_frame(f.drop(columns=["region"]), p)
     Traceback (most recent call last):
     ...
-    driftloop.errors.DataError: data lacks columns ['region'] that the policy names (fix: ...)
+    components.errors.DataError: data lacks columns ['region'] that the policy names (fix: ...)
     """
     columns = [policy.timestamp, *policy.all_features] + ([policy.label] if need_label else [])
     missing = [c for c in columns if c not in frame.columns]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftloop.errors import DataError
+from components.errors import DataError
 
 
 def require_rows(df: pd.DataFrame, role: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from driftloop.errors import ConfigError
+from components.errors import ConfigError
 
 CORRECTIONS = ("bonferroni", "fdr")
 

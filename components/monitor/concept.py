@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from components.errors import ConfigError, DataError
 from components.monitor._adwin import ADWIN
 from components.monitor._checks import as_1d
 from components.monitor._detector import DriftDetector
 from components.monitor._online import CVMOnline, FETOnline, default_bootstraps
 from components.monitor._page_hinkley import PageHinkley
 from components.monitor.results import TestResult
-from driftloop.errors import ConfigError, DataError
 
 DETECTORS = ("fet_online", "cvm_online", "adwin", "page_hinkley")
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.errors import ConfigError, DataError
 from components.monitor._checks import (
     as_1d,
     categorical_values,
@@ -33,7 +34,6 @@ from components.monitor._checks import (
 )
 from components.monitor._correction import CORRECTIONS, adjusted_p_values, corrected_threshold
 from components.monitor.results import TestResult
-from driftloop.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def get_test(name: str, kind: str | None = None) -> StatTest:
     'KSDrift'
     >>> get_test("anderson")
     Traceback (most recent call last):
-    driftloop.errors.ConfigError: unknown drift test 'anderson' (fix: use one of ks, cvm, chi2, fet)
+    components.errors.ConfigError: unknown drift test 'anderson' (fix: use one of ks, cvm, chi2, fet)
     """
     test = STAT_TESTS.get(name)
     if test is None:

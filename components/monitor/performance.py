@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from components.errors import ConfigError, DataError
 from components.monitor._checks import as_1d
 from components.monitor.results import TestResult
-from driftloop.errors import ConfigError, DataError
 
 METRICS = ("accuracy", "precision", "recall", "auc", "gini", "log_loss", "calibration_error", "ctr")
 LOWER_IS_BETTER = frozenset({"log_loss", "calibration_error"})

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.errors import ConfigError, DataError
 from components.monitor._checks import finite_or_raise
 from components.monitor.results import TestResult
-from driftloop.errors import ConfigError, DataError
 
 GUARD_QUANTILE = 0.999  # the noise floor is this quantile of PSI under no drift
 SMOOTHING = 0.5  # pseudo-count per bucket

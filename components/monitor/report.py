@@ -19,8 +19,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from components.errors import DataError
 from components.jsonsafe import json_safe
-from driftloop.errors import DataError
 
 REPORT_VERSION = 1
 

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.errors import ConfigError, DataError
 from components.monitor._checks import as_1d, require_column, require_rows
 from components.monitor.results import TestResult
-from driftloop.errors import ConfigError, DataError
 
 
 def _check(p0: float, relative_drop: float, alpha: float, beta: float) -> None:

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.errors import DataError
 from components.monitor._checks import require_column, require_rows
-from driftloop.errors import DataError
 
 MAX_LEVELS = 12  # a numeric column with more distinct values than this is bucketed
 

@@ -1,6 +1,6 @@
 """Check reference and current data against the policy before any test runs.
 
-Every problem a user can fix raises :class:`~driftloop.errors.DataError` naming the frame,
+Every problem a user can fix raises :class:`~components.errors.DataError` naming the frame,
 the column and the fix (a misspelt column suggests the closest name). A label column that
 is absent (labels not joined yet) is not an error: it comes back as a warning and the
 performance monitors report insufficient data.
@@ -15,7 +15,7 @@ performance monitors report insufficient data.
 >>> validate_inputs(policy, ref, ref.rename(columns={"age": "agee"}))
 Traceback (most recent call last):
 ...
-driftloop.errors.DataError: current data has no column 'age' (policy.features) (fix: did you mean 'agee'? rename the column or fix the policy)
+components.errors.DataError: current data has no column 'age' (policy.features) (fix: did you mean 'agee'? rename the column or fix the policy)
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import difflib
 import pandas as pd
 from pandas.api import types as ptypes
 
+from components.errors import DataError
 from components.policy import (
     ConceptDriftMonitor,
     PerformanceMonitor,
@@ -32,7 +33,6 @@ from components.policy import (
     PredictionDriftMonitor,
     SequentialMonitor,
 )
-from driftloop.errors import DataError
 
 LABEL_MONITORS = ("label_drift", "performance", "concept_drift")
 

@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.errors import ConfigError, DataError
 from components.policy import Policy, SequentialMonitor, parse_window
-from driftloop.errors import ConfigError, DataError
-from driftloop.settings import Settings
+from components.settings import Settings
 
 STRATEGIES = ("full", "recent_window", "cohort", "emergency")
 LABEL_TIMESTAMP = "label_timestamp"

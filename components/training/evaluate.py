@@ -21,9 +21,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from components.errors import ConfigError, DataError
 from components.jsonsafe import json_safe
 from components.policy import LOWER_IS_BETTER, Policy
-from driftloop.errors import ConfigError, DataError
 
 METRICS = ("accuracy", "auc", "gini", "log_loss", "calibration_error")
 

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.errors import ConfigError, DataError
 from components.policy import Policy
-from driftloop.errors import ConfigError, DataError
 
 KERAS_DEFAULTS: dict[str, Any] = {"epochs": 8, "hidden": [32, 16], "batch_size": 256, "learning_rate": 1e-3}
 

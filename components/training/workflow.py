@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from components.policy import Policy
-from driftloop.settings import Settings
+from components.settings import Settings
 
 PHASES = ("training set", "train", "evaluate", "register")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from driftloop.errors import DriftloopError
+from components.errors import DriftloopError
 
 SCENARIOS = ["churn", "credit", "fraud", "recsys", "concept"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from driftloop.settings import Settings
+from components.settings import Settings
 
 _workdir = click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Work directory (default: $DRIFTLOOP_WORKDIR or .driftloop).")
 

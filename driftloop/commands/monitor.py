@@ -17,24 +17,7 @@ from typing import Any
 
 import click
 
-from driftloop.errors import DataError
-
-
-def read_table(path: Path, role: str) -> Any:
-    """Read a parquet or CSV file into a DataFrame; DataError names the file and the fix."""
-    import pandas as pd
-
-    if not path.exists():
-        raise DataError(f"{role} data file {str(path)!r} not found", fix="check the path (e.g. 'driftloop scenario churn' writes data)")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".gz") or path.name.endswith(".csv.gz"):
-            return pd.read_csv(path)
-    except Exception as exc:  # any reader failure is the user's file, not a bug here
-        raise DataError(f"cannot read {role} data {str(path)!r}: {type(exc).__name__}: {exc}", fix="pass a valid parquet or CSV file") from None
-    raise DataError(f"{role} data {str(path)!r} is neither parquet nor CSV", fix="use a .parquet or .csv file")
+from components.errors import DataError
 
 
 def _read_baseline(path: Path | None) -> dict[str, Any] | None:
@@ -70,10 +53,12 @@ def monitor(policy_path: str, reference_path: Path | None, current_path: Path, o
     from components.monitor.html import write_html
     from components.notify import notify as send
     from components.policy import load_policy
-    from driftloop.settings import Settings
+    from components.settings import Settings
 
     console = Console()
     policy = load_policy(policy_path)
+    from components.tables import read_table
+
     reference = read_table(reference_path, "reference") if reference_path is not None else None
     current = read_table(current_path, "current")
     baseline = _read_baseline(baseline_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from driftloop.errors import ConfigError
+from components.errors import ConfigError
 
 PIPELINE_NAMES = ("train", "monitor", "rollout", "monitor_and_retrain")
 

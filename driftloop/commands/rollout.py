@@ -30,10 +30,10 @@ def rollout(policy_path: str, backend_kind: str, challenger_uri: str | None, nam
             replay_path: Path | None, labels_path: Path | None, log_dir: Path | None, interval: float | None, out_path: Path | None,
             report_path: Path | None) -> None:
     """Roll the challenger out by canary steps; promote or roll back."""
+    from components.errors import ConfigError
     from components.policy import load_policy
     from components.registry import ModelRegistry
-    from driftloop.errors import ConfigError
-    from driftloop.settings import Settings
+    from components.settings import Settings
     from serving.canary.controller import preflight, run_rollout
     from serving.prometheus import source_from_settings
 
@@ -89,15 +89,15 @@ def rollout(policy_path: str, backend_kind: str, challenger_uri: str | None, nam
 
 
 def _file_labels(path: Path) -> Any:
-    from driftloop.commands.monitor import read_table
+    from components.tables import read_table
 
     frame = read_table(path, "labels")
     return lambda: frame
 
 
 def _replay(url: str, policy: Any, path: Path) -> Any:
-    from driftloop.commands.monitor import read_table
-    from driftloop.errors import DataError
+    from components.errors import DataError
+    from components.tables import read_table
     from serving.traffic import ReplayTraffic
 
     frame = read_table(path, "replay")

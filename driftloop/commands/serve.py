@@ -16,7 +16,7 @@ import click
 def serve(policy_path: str, alias: str, version: str | None, port: int, log_dir: Path | None) -> None:
     """Serve models:/<model>@<alias> until interrupted."""
     from components.policy import load_policy
-    from driftloop.settings import Settings
+    from components.settings import Settings
     from serving.predictor import main, resolve_version
 
     policy = load_policy(policy_path)

@@ -10,7 +10,7 @@ import click
 
 def settings_for(workdir: Path | None):  # type: ignore[no-untyped-def]
     """Settings from the environment, rooted at ``workdir`` when given (env URIs still win)."""
-    from driftloop.settings import Settings
+    from components.settings import Settings
 
     env = dict(os.environ)
     if workdir is not None:

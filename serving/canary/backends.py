@@ -44,7 +44,7 @@ def check_percent(percent: int) -> int:
     25
     """
     if not isinstance(percent, int) or isinstance(percent, bool) or not 0 <= percent <= 100:
-        from driftloop.errors import ConfigError
+        from components.errors import ConfigError
 
         raise ConfigError(f"canaryTrafficPercent {percent!r} is not an integer in 0..100", fix="use rollout.steps like [10, 25, 50, 100]")
     return percent

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from driftloop.errors import ConfigError, DriftloopError, ServiceUnavailable
+from components.errors import ConfigError, DriftloopError, ServiceUnavailable
 from serving.canary.analysis import LABELLED_METRICS, ArmStats, Outcome, StepDecision, analyse_step
 from serving.canary.backends import TrafficBackend
 from serving.prometheus import ArmSnapshot, MetricsSource, arm_snapshot

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from driftloop.errors import ConfigError, ServiceUnavailable
+from components.errors import ConfigError, ServiceUnavailable
 from serving.canary.backends import check_percent
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from driftloop.errors import ServiceUnavailable
+from components.errors import ServiceUnavailable
 from serving.canary.backends import check_percent
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import pytest
 from components.decision import decide
 from components.notify import notify
 from components.policy import policy_from_dict
-from driftloop.settings import Settings
+from components.settings import Settings
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.errors import ConfigError
 from components.policy import load_policy, parse_window, policy_from_dict
-from driftloop.errors import ConfigError
-from driftloop.settings import POLICY_DIR
+from components.settings import POLICY_DIR
 
 pytestmark = pytest.mark.unit
 SEEDS = ["churn", "credit", "fraud", "recsys", "concept"]

@@ -89,7 +89,8 @@ def test_missing_column_is_one_line_and_exit_2(files, tmp_path: Path, capsys: py
 @pytest.mark.unit
 def test_missing_file_and_bad_policy_exit_2(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(files, tmp_path / "nope.parquet", tmp_path / "out") == 2
-    assert "current data file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "current data" in err and "not found" in err
     bad_policy = tmp_path / "p.yaml"
     bad_policy.write_text(yaml.safe_dump({**POLICY, "monitors": [{"name": "acc", "type": "performance", "metric": "acuracy", "min": 0.8}]}))
     code = main(["monitor", "--policy", str(bad_policy), "--reference", str(files["ref"]), "--current", str(files["good"]), "--out", str(tmp_path / "o")])
@@ -131,10 +132,10 @@ def test_without_predictions_or_reference_the_registered_champion_fills_in(tmp_p
     from components.data.scenarios import generate
     from components.policy import load_policy
     from components.registry import ModelRegistry
+    from components.settings import Settings
     from components.training.datasets import build_training_set
     from components.training.evaluate import evaluate
     from components.training.trainers import train_model
-    from driftloop.settings import Settings
 
     monkeypatch.setenv("DRIFTLOOP_WORKDIR", str(tmp_path / "work"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

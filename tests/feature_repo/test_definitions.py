@@ -10,7 +10,7 @@ import pytest
 
 from components.data.scenarios import SCENARIOS, generate
 from components.policy import load_policy
-from driftloop.settings import FEATURE_REPO_DIR
+from components.settings import FEATURE_REPO_DIR
 
 pytestmark = pytest.mark.unit
 

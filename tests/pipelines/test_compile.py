@@ -93,8 +93,8 @@ def test_image_is_overridable_by_env() -> None:
 
 
 def test_unknown_pipeline_and_target_are_config_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from components.errors import ConfigError
     from driftloop.cli import main
-    from driftloop.errors import ConfigError
     from pipelines.compile import build_pipeline
 
     with pytest.raises(ConfigError, match="unknown pipeline 'nope'"):

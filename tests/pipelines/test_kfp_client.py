@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.errors import ConfigError, ServiceUnavailable
 from driftloop.cli import main
-from driftloop.errors import ConfigError, ServiceUnavailable
 from pipelines import client
 from tests.conftest import free_port
 from tests.pipelines.kfp_standin import KfpStandIn

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from components.data.scenarios import generate
+from components.errors import DriftloopError
 from components.kfp.runtime import policy_text, resolve_policy
 from components.registry import ModelRegistry
-from driftloop.errors import DriftloopError
-from driftloop.settings import Settings
+from components.settings import Settings
 from pipelines.local import LocalRun, run_pipeline
 
 pytestmark = pytest.mark.e2e

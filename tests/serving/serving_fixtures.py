@@ -170,7 +170,7 @@ def start_predictor(store: Store, tmp_path: Path) -> Iterator[Callable[..., str]
 def registry(store: Store, tmp_path: Path):
     """The project's ModelRegistry on the test store, aliases reset to champion=good1."""
     from components.registry import ModelRegistry
-    from driftloop.settings import Settings
+    from components.settings import Settings
 
     reg = ModelRegistry(Settings(workdir=tmp_path / "work", mlflow_tracking_uri=store.tracking_uri))
     client = reg._client()

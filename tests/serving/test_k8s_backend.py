@@ -7,7 +7,7 @@ import pytest
 from k8s_standin import KServeStandIn, isvc
 from serving_fixtures import MODEL, FakeSource, free_port, policy_dict
 
-from driftloop.errors import ConfigError
+from components.errors import ConfigError
 from serving.canary.controller import run_rollout
 from serving.canary.k8s import KubernetesBackend
 

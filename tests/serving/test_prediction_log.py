@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from driftloop.errors import DataError
+from components.errors import DataError
 from serving.prediction_log import PredictionLogger, join_labels, read_log
 
 pytestmark = pytest.mark.unit

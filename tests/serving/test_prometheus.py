@@ -10,7 +10,7 @@ import httpx
 import pytest
 from serving_fixtures import MODEL, NUMERIC, free_port, predictor_process, start_prometheus
 
-from driftloop.errors import ConfigError, ServiceUnavailable
+from components.errors import ConfigError, ServiceUnavailable
 from serving.prometheus import DirectSource, PrometheusSource, arm_snapshot, source_from_settings
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from serving_fixtures import MODEL, FakeSource, SpyBackend, policy_dict
 
-from driftloop.errors import ConfigError, ServiceUnavailable
+from components.errors import ConfigError, ServiceUnavailable
 from serving.canary.controller import run_rollout
 
 pytestmark = pytest.mark.integration  # real MLflow registry (SQLite), no servers

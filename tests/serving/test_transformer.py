@@ -16,7 +16,7 @@ from serving_fixtures import REPO_ROOT, Store, free_port, predictor_process, reg
 from components.data.scenarios import generate, write_scenario
 from components.features import apply, ingest, materialize
 from components.policy import load_policy
-from driftloop.settings import Settings
+from components.settings import Settings
 from serving.prediction_log import read_log
 
 pytestmark = pytest.mark.e2e

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from components.data.scenarios import SCENARIOS, generate, get_spec, write_scenario
+from components.errors import DataError
 from components.policy import load_policy
 from driftloop.cli import main
-from driftloop.errors import DataError
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import pytest
 
 from components.data.scenarios import generate, write_scenario
 from components.features import apply, ingest, materialize
-from driftloop.settings import Settings
+from components.settings import Settings
 
 ROWS = {"churn": 24 * 150, "credit": 6_000, "recsys": 4_000, "fraud": 6_000}
 

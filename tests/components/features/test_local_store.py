@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from components.data.scenarios import SCENARIOS, generate
+from components.errors import ConfigError, DataError, ServiceUnavailable
 from components.features import apply, ingest, online_features, training_set
 from components.features.config import FeastOptions
 from components.features.store import labels_path
 from components.policy import load_policy
+from components.settings import REPO_ROOT, Settings
 from driftloop.cli import main
-from driftloop.errors import ConfigError, DataError, ServiceUnavailable
-from driftloop.settings import REPO_ROOT, Settings
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.unit

@@ -20,7 +20,7 @@ from components.features import (
     training_set,
 )
 from components.policy import load_policy
-from driftloop.settings import Settings
+from components.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ def test_production_and_local_agree(production: tuple[Settings, FeastOptions], t
 
 
 def test_redis_down_is_service_unavailable(tmp_path: Path, postgres_url: str) -> None:
-    from driftloop.errors import ServiceUnavailable
+    from components.errors import ServiceUnavailable
     from tests.conftest import free_port
 
     settings = Settings(workdir=tmp_path / "work", feast_config="production")

@@ -11,11 +11,11 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Me
 
 from components.data.scenarios import generate
 from components.decision import DecisionLedger
+from components.errors import ConfigError, DataError
 from components.kfp import canary, runtime, windows
 from components.kfp import data as data_steps
 from components.kfp import monitor as monitor_steps
 from components.kfp import training as training_steps
-from driftloop.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.unit
 
@@ -168,7 +168,7 @@ def test_monitor_step_writes_report_html_and_metrics(tmp_path: Path, churn_parqu
     ("kubernetes", "", "", "set DRIFTLOOP_PROMETHEUS_URL"),
 ])
 def test_canary_rollout_config_errors_before_any_traffic(tmp_path: Path, backend: str, replay: str, prometheus: str, needle: str) -> None:
-    from driftloop.settings import Settings
+    from components.settings import Settings
 
     with pytest.raises(ConfigError, match=needle):
         canary.canary_rollout(runtime.resolve_policy("churn"), Settings(workdir=tmp_path, prometheus_url=prometheus), backend, replay=replay)

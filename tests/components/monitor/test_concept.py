@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from components.errors import ConfigError, DataError
 from components.monitor.concept import (
     ADWIN,
     CVMOnline,
@@ -13,7 +14,6 @@ from components.monitor.concept import (
     detect_on_stream,
     make_detector,
 )
-from driftloop.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.unit
 

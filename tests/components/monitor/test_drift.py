@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.errors import ConfigError, DataError
 from components.monitor.drift import (
     ReferenceSummary,
     feature_drift,
@@ -15,7 +16,6 @@ from components.monitor.drift import (
     prediction_drift,
     registered_tests,
 )
-from driftloop.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.unit
 

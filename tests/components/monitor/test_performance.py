@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, log_loss, precision_score, recall_score, roc_auc_score
 
+from components.errors import ConfigError, DataError
 from components.monitor.performance import (
     compute_metrics,
     delong_interval,
     metric_check,
     wilson_interval,
 )
-from driftloop.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.unit
 

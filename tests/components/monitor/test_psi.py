@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.errors import ConfigError, DataError
 from components.monitor.psi import PSIReference, psi_test
-from driftloop.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.unit
 

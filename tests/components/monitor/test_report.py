@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.errors import DataError
 from components.monitor.engine import run_monitors
 from components.monitor.html import render_html, write_html
 from components.monitor.report import MonitorReport
 from components.policy import policy_from_dict
-from driftloop.errors import DataError
 
 pytestmark = pytest.mark.unit
 

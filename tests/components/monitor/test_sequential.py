@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.errors import ConfigError, DataError
 from components.monitor.sequential import sprt, sprt_by_cohort
-from driftloop.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.unit
 

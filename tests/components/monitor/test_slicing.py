@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.errors import DataError
 from components.monitor.slicing import rank_slices
-from driftloop.errors import DataError
 
 pytestmark = pytest.mark.unit
 

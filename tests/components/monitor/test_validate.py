@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.errors import DataError
 from components.monitor.validate import validate_inputs
 from components.policy import load_policy
-from driftloop.errors import DataError
 
 pytestmark = pytest.mark.unit
 

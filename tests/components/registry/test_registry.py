@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from components.errors import DataError, DriftloopError, ServiceUnavailable
 from components.registry import CHALLENGER, CHAMPION, ModelRegistry
-from driftloop.errors import DataError, DriftloopError, ServiceUnavailable
-from driftloop.settings import Settings
+from components.settings import Settings
 from tests.components.registry.mlflow_fixtures import Trained, mlflow_server, trained  # noqa: F401  (fixtures)
 from tests.conftest import free_port
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from components.registry import CHAMPION, ModelRegistry
+from components.settings import Settings
 from components.training.datasets import build_training_set
-from driftloop.settings import Settings
 from tests.components.registry.mlflow_fixtures import Trained, mlflow_server, trained  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration

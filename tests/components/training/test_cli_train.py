@@ -12,8 +12,8 @@ import yaml
 
 from components.policy import Policy
 from components.registry import CHALLENGER, CHAMPION, ModelRegistry
+from components.settings import Settings
 from driftloop.cli import main
-from driftloop.settings import Settings
 from tests.components.training.training_synth import frame, frame_factory, policy, policy_factory  # noqa: F401  (fixtures)
 from tests.conftest import free_port
 

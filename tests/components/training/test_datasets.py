@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from components.errors import ConfigError, DataError
 from components.policy import Policy
 from components.training.datasets import build_training_set
-from driftloop.errors import ConfigError, DataError
 from tests.components.training.training_synth import frame, frame_factory, policy, policy_factory  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.unit

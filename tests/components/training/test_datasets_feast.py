@@ -10,8 +10,8 @@ import pytest
 from components.data.scenarios import generate, write_scenario
 from components.features import apply, ingest
 from components.policy import load_policy
+from components.settings import Settings
 from components.training.datasets import build_training_set
-from driftloop.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.errors import ConfigError
 from components.policy import Policy
 from components.training.datasets import TrainingData, build_training_set
 from components.training.evaluate import binary_metrics, evaluate
 from components.training.trainers import TrainedModel, train_model
-from driftloop.errors import ConfigError
 from tests.components.training.training_synth import frame, frame_factory, policy, policy_factory  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.unit
@@ -135,7 +135,7 @@ def test_binary_metrics_against_sklearn() -> None:
 
 
 def test_a_champion_that_cannot_score_is_a_data_error(policy: Policy, data: TrainingData, model: TrainedModel) -> None:
-    from driftloop.errors import DataError
+    from components.errors import DataError
 
     class OldSchema:
         def predict(self, frame: pd.DataFrame) -> np.ndarray:

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from components.errors import ConfigError, DataError
 from components.policy import Policy
 from components.training.datasets import build_training_set
 from components.training.trainers import train_model
-from driftloop.errors import ConfigError, DataError
 from tests.components.training.training_synth import frame, frame_factory, policy, policy_factory  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.unit
