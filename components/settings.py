@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from components.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = REPO_ROOT / "policies"
 FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
@@ -32,6 +34,8 @@ class Settings:
     mlflow_artifact_root: str = ""
     feature_repo: Path = FEATURE_REPO_DIR
     feast_config: str = "local"  # "local" (parquet + SQLite) or "production" (PostgreSQL + Redis)
+    rollout_steps: tuple[int, ...] = ()  # overrides every policy's rollout.steps when set (e.g. a dev overlay)
+    rollout_interval_seconds: float | None = None  # overrides rollout.interval_seconds when set
     prometheus_url: str = ""  # empty: read each model server's own /metrics
     webhook_url: str = ""  # Slack-compatible incoming webhook; empty: no notification
 
@@ -54,6 +58,7 @@ class Settings:
         """Read ``DRIFTLOOP_*`` variables; unset ones keep the embedded defaults."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}
+        kwargs.update(_rollout_overrides(env))
         if env.get("DRIFTLOOP_WORKDIR"):
             kwargs["workdir"] = Path(env["DRIFTLOOP_WORKDIR"]).resolve()
         for name in ("mlflow_tracking_uri", "mlflow_artifact_root", "feast_config", "prometheus_url", "webhook_url"):
@@ -64,6 +69,47 @@ class Settings:
             kwargs["feature_repo"] = Path(env["DRIFTLOOP_FEATURE_REPO"]).resolve()
         return cls(**kwargs)  # type: ignore[arg-type]
 
+    def rollout_overrides(self) -> dict[str, object]:
+        """The policy ``rollout`` fields these settings override (empty when none is set).
+
+        >>> Settings.from_env({"DRIFTLOOP_ROLLOUT_STEPS": "50,100", "DRIFTLOOP_ROLLOUT_INTERVAL_SECONDS": "10"}).rollout_overrides()
+        {'steps': [50, 100], 'interval_seconds': 10.0}
+        """
+        out: dict[str, object] = {}
+        if self.rollout_steps:
+            out["steps"] = list(self.rollout_steps)
+        if self.rollout_interval_seconds is not None:
+            out["interval_seconds"] = self.rollout_interval_seconds
+        return out
+
     def with_workdir(self, workdir: Path) -> Settings:
         """A copy rooted at another work directory (derived paths follow it)."""
         return replace(self, workdir=workdir.resolve(), mlflow_tracking_uri="", mlflow_artifact_root="")
+
+
+def _rollout_overrides(env: Mapping[str, str]) -> dict[str, object]:
+    """Parse ``DRIFTLOOP_ROLLOUT_STEPS`` ("10,50,100") and ``DRIFTLOOP_ROLLOUT_INTERVAL_SECONDS``; empty means unset.
+
+    >>> _rollout_overrides({"DRIFTLOOP_ROLLOUT_STEPS": "10, 100", "DRIFTLOOP_ROLLOUT_INTERVAL_SECONDS": ""})
+    {'rollout_steps': (10, 100)}
+    """
+    out: dict[str, object] = {}
+    steps = (env.get("DRIFTLOOP_ROLLOUT_STEPS") or "").strip()
+    if steps:
+        try:
+            values = tuple(int(s) for s in steps.split(","))
+        except ValueError:
+            raise ConfigError(f"DRIFTLOOP_ROLLOUT_STEPS={steps!r} is not a comma-separated list of percents", fix="use e.g. 10,50,100") from None
+        if not values or any(not 0 < v <= 100 for v in values) or list(values) != sorted(set(values)) or values[-1] != 100:
+            raise ConfigError(f"DRIFTLOOP_ROLLOUT_STEPS={steps!r} must rise strictly from above 0 to 100", fix="use e.g. 10,50,100")
+        out["rollout_steps"] = values
+    interval = (env.get("DRIFTLOOP_ROLLOUT_INTERVAL_SECONDS") or "").strip()
+    if interval:
+        try:
+            seconds = float(interval)
+        except ValueError:
+            seconds = -1.0
+        if not seconds >= 0:
+            raise ConfigError(f"DRIFTLOOP_ROLLOUT_INTERVAL_SECONDS={interval!r} is not a number of seconds >= 0", fix="use e.g. 30")
+        out["rollout_interval_seconds"] = seconds
+    return out
