@@ -56,21 +56,59 @@ def test_no_credentials_in_manifest_files() -> None:
         assert not userinfo.search(path.read_text()), f"{path.relative_to(REPO_ROOT)} embeds credentials in a URL"
 
 
-def test_only_the_canary_and_pipelines_may_touch_inference_services(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+# Every grant driftloop's Roles hold: (role, apiGroup, resource, verb, resourceNames). A
+# new verb or resource fails this test until it is listed here and in docs/security.md.
+ISVC_NAMES = ("churn", "concept", "credit", "fraud", "recsys")
+RBAC_ALLOWANCE = {
+    *(("driftloop-canary", "serving.kserve.io", "inferenceservices", v, ()) for v in ("get", "list", "watch")),
+    ("driftloop-canary", "serving.kserve.io", "inferenceservices", "patch", ISVC_NAMES),
+    *(("driftloop-pipeline-runtime", "", "pods", v, ()) for v in ("get", "watch")),
+    ("driftloop-pipeline-runtime", "", "configmaps", "get", ("driftloop-settings", "kfp-launcher", "metadata-grpc-configmap")),
+    ("driftloop-pipeline-runtime", "", "secrets", "get", ("mlpipeline-minio-artifact",)),
+    *(("driftloop-pipeline-runtime", "argoproj.io", "workflowtaskresults", v, ()) for v in ("create", "patch")),
+    *(("driftloop-pipeline-runtime", "pipelines.kubeflow.org", r, v, ()) for r in ("pipelines", "pipelines/versions", "experiments")
+      for v in ("get", "list")),
+    *(("driftloop-pipeline-runtime", "pipelines.kubeflow.org", "runs", v, ()) for v in ("get", "list", "create")),
+    *(("driftloop-pipeline-sync", "pipelines.kubeflow.org", r, v, ()) for r in ("pipelines", "pipelines/versions", "experiments")
+      for v in ("get", "list", "create")),
+    *(("driftloop-pipeline-sync", "pipelines.kubeflow.org", "jobs", v, ()) for v in ("get", "list", "create", "delete", "enable", "disable")),
+}
+
+
+def _grants(objs: list[dict[str, Any]]) -> set[tuple[str, str, str, str, tuple[str, ...]]]:
+    return {(o["metadata"]["name"], g, res, v, tuple(sorted(r.get("resourceNames", []))))
+            for o in objs if o["kind"] == "Role" for r in o["rules"] for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]}
+
+
+def test_rbac_is_exactly_the_allowance(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    grants = _grants(overlay[1])
+    assert grants - RBAC_ALLOWANCE == set(), "grants beyond the allowance"
+    assert RBAC_ALLOWANCE - grants == set(), "allowance entries no Role grants (remove them)"
+
+
+def test_patch_is_limited_to_driftloops_inference_services(overlay: tuple[str, list[dict[str, Any]]]) -> None:
     _, objs = overlay
-    rules = [(o["metadata"]["name"], r) for o in objs if o["kind"] == "Role" for r in o["rules"]]
-    isvc_rules = [(name, r) for name, r in rules if "inferenceservices" in r["resources"]]
-    assert [name for name, _ in isvc_rules] == ["driftloop-canary"]
-    assert sorted(isvc_rules[0][1]["verbs"]) == ["get", "list", "patch", "watch"]
-    granted = {(g, res, v) for _, r in rules for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]}
-    assert not {v for g, res, v in granted if v in {"delete", "deletecollection", "escalate", "bind", "impersonate"} and g != "pipelines.kubeflow.org"}
+    served = tuple(sorted(o["metadata"]["name"] for o in objs if o["kind"] == "InferenceService"))
+    assert served == ISVC_NAMES, "a new InferenceService needs its name in driftloop-canary's patch rule"
+    grants = _grants(objs)
+    assert not {g for g in grants if g[2] == "pods" and g[3] in {"patch", "update", "create", "delete"}}, "steps must not relabel pods"
+    assert not {g for g in grants if g[2] == "services" and g[3] not in {"get", "list", "watch"}}, "Services are read only"
+    patches = {g for g in grants if g[2] == "inferenceservices" and g[3] == "patch"}
+    assert patches and all(g[4] == ISVC_NAMES for g in patches)
+
+
+def test_serving_pods_get_no_api_permissions(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objs = overlay
+    granted = {v for o in objs if o["kind"] == "Role" for r in o["rules"] for g in r["apiGroups"] for v in r["verbs"]
+               if v in {"deletecollection", "escalate", "bind", "impersonate"} or (v == "delete" and g != "pipelines.kubeflow.org")}
+    assert not granted
     # secrets only by name, never list/watch
-    for _, r in rules:
-        if "secrets" in r["resources"]:
-            assert r.get("resourceNames") and set(r["verbs"]) <= {"get"}, r
-    bindings = {o["metadata"]["name"]: o for o in objs if o["kind"] == "RoleBinding"}
-    serving = [b for b in bindings.values() if any(s["name"] == "driftloop-serving" for s in b["subjects"])]
-    assert serving == [], "serving pods get no API permissions at all"
+    for o in objs:
+        for r in o.get("rules", []) if o["kind"] == "Role" else []:
+            if "secrets" in r["resources"]:
+                assert r.get("resourceNames") and set(r["verbs"]) <= {"get"}, r
+    bindings = [o for o in objs if o["kind"] == "RoleBinding"]
+    assert [b for b in bindings if any(s["name"] == "driftloop-serving" for s in b["subjects"])] == []
 
 
 def _bad(kind: str, path: str, value: Any) -> list[str]:
