@@ -17,7 +17,9 @@ answers with an error is logged as a warning and recorded in the report's
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,8 +62,59 @@ def redact(url: str) -> str:
     >>> redact("https://hooks.slack.com/services/T000/B000/XXXX")
     'https://hooks.slack.com/...'
     """
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/..."
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]  # never keep credentials
+    except ValueError:
+        return "<malformed URL>"
+    return f"{parts.scheme}://{netloc}/..."
+
+
+def webhook_problem(url: str, allow_private: bool = False,
+                    resolve: Any = socket.getaddrinfo) -> str | None:
+    """Why ``url`` may not receive a webhook, or ``None`` when it may.
+
+    A webhook must be ``https`` on a public address; ``http`` and private, loopback,
+    link-local or reserved addresses (the cluster's own services, the cloud metadata
+    endpoint) only when the policy sets ``alerting.allow_private_webhook``. Every address the
+    host resolves to is checked, so a public name pointing inside is refused too.
+
+    >>> webhook_problem("https://10.0.0.5/hook", resolve=None)
+    'webhook host 10.0.0.5 is a private address; set alerting.allow_private_webhook: true if that is intended'
+    >>> webhook_problem("http://127.0.0.1:9/hook", allow_private=True) is None
+    True
+    >>> webhook_problem("ftp://hooks.example.com/x", resolve=None)
+    "webhook URL scheme 'ftp' is not https"
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        return f"webhook URL is malformed: {exc}"
+    if parts.scheme not in ("https", "http"):
+        return f"webhook URL scheme {parts.scheme!r} is not https"
+    if parts.scheme == "http" and not allow_private:
+        return "webhook URL is plain http; use https, or set alerting.allow_private_webhook: true for a receiver inside your network"
+    if not host:
+        return "webhook URL has no host"
+    if allow_private:
+        return None
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        if host == "localhost" or host.endswith(".localhost"):
+            return f"webhook host {host} is a private address; set alerting.allow_private_webhook: true if that is intended"
+        if resolve is None:
+            return None
+        try:
+            infos = resolve(host, port or 443, proto=socket.IPPROTO_TCP)
+        except OSError as exc:
+            return f"webhook host {host} does not resolve ({exc})"
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    for ip in addresses:
+        if not ip.is_global:
+            return f"webhook host {host} is a private address; set alerting.allow_private_webhook: true if that is intended"
+    return None
 
 
 def notify(policy: Policy, decision: Decision, report_link: str | None = None, settings: Settings | None = None,
@@ -69,7 +122,8 @@ def notify(policy: Policy, decision: Decision, report_link: str | None = None, s
     """Post the decision to the webhook if the policy asks for it; never raises.
 
     Returns a record for the report: ``{"channel": "webhook", "status": "sent" | "skipped" |
-    "failed", "url": <redacted>, "detail": ...}``.
+    "refused" | "failed", "url": <redacted>, "detail": ...}``; "refused" when
+    :func:`webhook_problem` finds the URL unsafe (nothing is sent).
     """
     import httpx
 
@@ -78,9 +132,13 @@ def notify(policy: Policy, decision: Decision, report_link: str | None = None, s
         return {"channel": "webhook", "status": "skipped", "url": None, "detail": "no webhook configured"}
     if decision.action not in policy.alerting.on:
         return {"channel": "webhook", "status": "skipped", "url": redact(url), "detail": f"action {decision.action!r} not in alerting.on"}
-    try:
-        response = httpx.post(url, json=slack_message(decision, report_link), timeout=timeout)
-    except httpx.HTTPError as exc:
+    problem = webhook_problem(url, policy.alerting.allow_private_webhook)
+    if problem:
+        log.warning(problem)
+        return {"channel": "webhook", "status": "refused", "url": redact(url), "detail": problem}
+    try:  # redirects are not followed: a public hook must not bounce the post inside
+        response = httpx.post(url, json=slack_message(decision, report_link), timeout=timeout, follow_redirects=False)
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         detail = f"webhook {redact(url)} unreachable: {type(exc).__name__}: {exc}"
         log.warning(detail)
         return {"channel": "webhook", "status": "failed", "url": redact(url), "detail": detail}

@@ -203,8 +203,23 @@ class Rollout(_Strict):
 
 
 class Alerting(_Strict):
-    webhook: str | None = None  # Slack-compatible incoming webhook URL
+    webhook: str | None = None  # Slack-compatible incoming webhook URL (https)
     on: list[Literal["retrain", "alert", "none"]] = Field(default_factory=lambda: ["retrain", "alert"])
+    # a webhook on a private, loopback or link-local address (or plain http) is refused unless
+    # set: a policy author must not be able to make driftloop post into the cluster's network
+    allow_private_webhook: bool = False
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_is_a_url(cls, url: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if url is None or url == "":
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"{url[:60]!r} is not an http(s) URL with a host; use e.g. https://hooks.slack.com/services/...")
+        return url
 
 
 class Policy(_Strict):

@@ -50,12 +50,13 @@ def hook() -> Iterator[tuple[str, _Hook]]:
         server.server_close()
 
 
-def _policy(webhook: str | None, on: list[str] | None = None):
+def _policy(webhook: str | None, on: list[str] | None = None, allow_private: bool = True):
+    """A policy posting to ``webhook``; the test receiver is on 127.0.0.1, so private is allowed by default."""
     return policy_from_dict({
         "model": "churn", "entity": "id", "label": "y", "features": ["x"],
         "monitors": [{"name": "accuracy_floor", "type": "performance", "metric": "accuracy", "min": 0.85}],
         "actions": [{"when": ["accuracy_floor"], "strategy": "full"}],
-        "alerting": {"webhook": webhook} | ({"on": on} if on is not None else {}),
+        "alerting": {"webhook": webhook, "allow_private_webhook": allow_private} | ({"on": on} if on is not None else {}),
     })
 
 
@@ -108,3 +109,37 @@ def test_webhook_that_is_down_is_recorded_not_raised(caplog: pytest.LogCaptureFi
     record = notify(policy, _retrain(policy), timeout=2)
     assert record["status"] == "failed" and "unreachable" in record["detail"]
     assert any("unreachable" in r.getMessage() for r in caplog.records)
+
+
+def test_private_webhook_is_refused_unless_the_policy_allows_it(hook, caplog: pytest.LogCaptureFixture) -> None:
+    url, state = hook
+    policy = _policy(url, allow_private=False)
+    record = notify(policy, _retrain(policy))
+    assert record["status"] == "refused" and "allow_private_webhook" in record["detail"]
+    assert state.bodies == [], "nothing may be posted to a refused address"
+    # the settings' webhook goes through the same check
+    record = notify(_policy(None, allow_private=False), _retrain(policy), settings=Settings(webhook_url=url))
+    assert record["status"] == "refused" and state.bodies == []
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "https://10.1.2.3/hook", "https://[::1]/hook",
+                                 "https://localhost/hook", "http://hooks.slack.com/services/x"])
+def test_unsafe_webhooks_are_refused_without_sending(url: str) -> None:
+    policy = _policy(url, allow_private=False)
+    record = notify(policy, _retrain(policy), timeout=1)
+    assert record["status"] == "refused", record
+
+
+@pytest.mark.parametrize("url", ["ftp://hooks.example.com/x", "hooks.slack.com/services/x", "https:///nohost"])
+def test_policy_rejects_webhooks_that_are_not_http_urls(url: str) -> None:
+    from components.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        _policy(url)
+    assert "alerting.webhook" in str(err.value)
+
+
+def test_malformed_url_from_settings_is_recorded_not_raised() -> None:
+    policy = _policy(None)
+    record = notify(policy, _retrain(policy), settings=Settings(webhook_url="https://[bad/hook"))
+    assert record["status"] in {"refused", "failed"} and record["detail"]

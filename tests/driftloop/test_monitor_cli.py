@@ -115,7 +115,7 @@ def test_webhook_that_is_down_is_a_warning_in_the_report(files, tmp_path: Path, 
     from tests.conftest import free_port
 
     policy = tmp_path / "hooked.yaml"
-    policy.write_text(yaml.safe_dump({**POLICY, "alerting": {"webhook": f"http://127.0.0.1:{free_port()}/hook/secret"}}))
+    policy.write_text(yaml.safe_dump({**POLICY, "alerting": {"webhook": f"http://127.0.0.1:{free_port()}/hook/secret", "allow_private_webhook": True}}))
     code = main(["monitor", "--policy", str(policy), "--reference", str(files["ref"]), "--current", str(files["bad"]), "--out", str(tmp_path / "o")])
     assert code == 0
     report = json.loads((tmp_path / "o" / "report.json").read_text())
