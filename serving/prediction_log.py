@@ -410,7 +410,8 @@ def _records(line: str) -> tuple[list[dict[str, Any]], int]:
     starts = [m.start() for m in re.finditer(re.escape(_MARKER), line)]
     found: list[dict[str, Any]] = []
     skipped = 1 if not starts or starts[0] > 0 else 0
-    for a, b in zip(starts, starts[1:] + [len(line)], strict=True):
+    bounds = starts + [len(line)]
+    for a, b in zip(bounds, bounds[1:], strict=False):
         try:
             rec = json.loads(line[a:b])
             found.append(rec)
