@@ -359,7 +359,7 @@ class PredictionLogger:
             except Exception as exc:  # the flusher must outlive any error: it is retried
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 _log.warning("prediction log %s: write failed, %d records kept for retry: %s", self.model, self.pending, exc)
-                delay = min(max(delay * 2, self.flush_interval), 5.0)
+                delay = min(max(delay * 2, self.flush_interval), 1.0)  # retrying costs one failed write
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the flusher thread and write the remaining records (retrying for up to

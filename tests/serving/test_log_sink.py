@@ -1,5 +1,6 @@
-"""The KServe logger sink as a real process: request/response CloudEvents in either order
-become prediction-log records."""
+"""The KServe logger sink: as a real process (request/response CloudEvents in either order
+become prediction-log records) and in process (one logger per model, body and pending limits,
+bad bodies and names, health while writes fail, two replicas sharing one log folder)."""
 
 from __future__ import annotations
 
