@@ -165,7 +165,13 @@ def create_app(log_dir: str | Path, default_model: str = "model", **options: Any
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > sink.max_body_bytes:  # refuse before reading it
             return JSONResponse({"error": f"event body is {declared} bytes, over the limit of {sink.max_body_bytes}"}, status_code=413)
-        status, reply = sink.receive(request.headers, await request.body())
+        chunks, size = [], 0
+        async for chunk in request.stream():  # a chunked body is measured as it arrives, not buffered whole
+            size += len(chunk)
+            if size > sink.max_body_bytes:
+                return JSONResponse({"error": f"event body is over the limit of {sink.max_body_bytes} bytes"}, status_code=413)
+            chunks.append(chunk)
+        status, reply = sink.receive(request.headers, b"".join(chunks))
         return JSONResponse(reply, status_code=status)
 
     async def healthz(request: Request) -> JSONResponse:

@@ -290,7 +290,12 @@ class PredictionLogger:
         lines = []
         for when, record, _ in items:
             record["timestamp"] = when.astimezone(UTC).isoformat()
-            lines.append((json.dumps(record, separators=(",", ":"), default=str) + "\n").encode())
+            try:
+                line = json.dumps(record, separators=(",", ":"), default=str)
+            except ValueError:  # e.g. a circular structure: keep the record, with its values as text
+                key = "body" if "half" in record else "features"
+                line = json.dumps({**record, key: {"unserializable": repr(record[key])[:2000]}}, separators=(",", ":"), default=str)
+            lines.append((line + "\n").encode())
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:

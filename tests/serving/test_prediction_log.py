@@ -266,3 +266,15 @@ def test_join_by_entity_attaches_labels_only_to_earlier_predictions() -> None:
     # customer 2: its label (+5) came before the prediction (+10): nearest would attach it, backward must not;
     # customer 3: two labels after one prediction: the first one counts.
     assert list(out["request_id"]) == ["p4", "p2"] and list(out["y"]) == [1, 1]
+
+
+def test_an_unserializable_record_is_kept_as_text_and_does_not_block_the_rest(tmp_path: Path) -> None:
+    loop: dict[str, object] = {"x": 1.0}
+    loop["self"] = loop  # json.dumps raises ValueError on a circular structure
+    log = PredictionLogger(tmp_path, "m")
+    log.log("odd", "1", loop, 0.5, when=T0)
+    log.log("fine", "1", {"x": 2.0}, 0.5, when=T0)
+    log.close()
+    assert log.healthy
+    df = read_log(tmp_path, "m")
+    assert list(df["request_id"]) == ["odd", "fine"] and df.loc[0, "unserializable"].startswith("{'x': 1.0")
