@@ -91,12 +91,13 @@ def test_10000_event_pairs_keep_threads_and_memory_bounded(tmp_path: Path) -> No
     gc.collect()
     tracemalloc.start()  # traced for the last 1,000 pairs only: tracing slows every allocation ~6x
     try:
-        codes += asyncio.run(_send_pairs(app, 9_000, 1_000))
+        last = asyncio.run(_send_pairs(app, 9_000, 1_000))
         time.sleep(0.2)  # a flush empties the buffer
         gc.collect()
         retained, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    codes += last  # after measuring: this list is the test's, not the sink's
     threads = threading.active_count() - threads_before
     app.state.sink.close()  # type: ignore[attr-defined]
     df = read_log(tmp_path / "log", "churn")
@@ -107,7 +108,7 @@ def test_10000_event_pairs_keep_threads_and_memory_bounded(tmp_path: Path) -> No
     assert set(codes) == {202} and lost == 0 and df["request_id"].is_unique and df.attrs["unpaired_halves"] == 0
     assert threads == 1  # one flusher for the one model (before: one thread per pair)
     # memory does not grow with the number of events
-    assert rss_9k - rss_1k < 8 * 1024 and retained < 1024 * 1024 and peak < 8 * 1024 * 1024
+    assert rss_9k - rss_1k < 8 * 1024 and retained < 128 * 1024 and peak < 8 * 1024 * 1024
 
 
 def test_disk_full_reports_503_and_loses_nothing_once_space_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
