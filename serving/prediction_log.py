@@ -67,7 +67,7 @@ _log = logging.getLogger(__name__)
 _write = os.write  # one indirection so fault tests can make the disk "full"
 
 
-def check_model_name(model: str) -> str:
+def check_model_name(model: str, what: str = "model name") -> str:
     """``model`` if it is a safe folder name (letters, digits, ``_.-``, starting with a letter
     or digit), else :class:`DataError`: a name never reaches outside the log folder.
 
@@ -79,7 +79,7 @@ def check_model_name(model: str) -> str:
     components.errors.DataError: model name '../x' is not a valid name (fix: use letters, digits, '_', '.', '-', starting with a letter or digit, as an InferenceService name)
     """
     if not isinstance(model, str) or not _MODEL_NAME.fullmatch(model):
-        raise DataError(f"model name {model!r} is not a valid name",
+        raise DataError(f"{what} {model!r} is not a valid name",
                         fix="use letters, digits, '_', '.', '-', starting with a letter or digit, as an InferenceService name")
     return model
 
@@ -95,7 +95,7 @@ def log_path(log_dir: str | Path, model: str, when: datetime, writer: str = "") 
     '21.sink-0.jsonl'
     """
     when = when.astimezone(UTC)
-    name = f"{when:%H}.{check_model_name(writer)}.jsonl" if writer else f"{when:%H}.jsonl"
+    name = f"{when:%H}.{check_model_name(writer, 'writer name')}.jsonl" if writer else f"{when:%H}.jsonl"
     return Path(log_dir) / check_model_name(model) / when.strftime("%Y-%m-%d") / name
 
 
@@ -191,7 +191,7 @@ class PredictionLogger:
             raise ConfigError(f"fsync policy {fsync!r} is not one of {FSYNC_POLICIES}", fix="set DRIFTLOOP_LOG_FSYNC to none, interval or always")
         self.log_dir = Path(log_dir)
         self.model = check_model_name(model)
-        self.writer = check_model_name(writer) if writer else ""
+        self.writer = check_model_name(writer, "writer name") if writer else ""
         self.flush_interval = flush_interval
         self.fsync = fsync
         self.fsync_interval = fsync_interval
@@ -461,7 +461,11 @@ def read_log(
         # keeps both halves of an exchange that straddles an hour boundary.
         if (hi is not None and hour >= hi + pd.Timedelta(hours=1)) or (lo is not None and hour + pd.Timedelta(hours=2) <= lo):
             continue
-        for line in path.read_text(errors="replace").splitlines():
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:  # removed by retention while we listed the folder
+            continue
+        for line in text.splitlines():
             if not line.strip():
                 continue
             recs, bad = _records(line)
