@@ -262,8 +262,9 @@ class PredictionLogger:
     def flush(self) -> int:
         """Write everything queued so far (one ``write()`` per file); returns the records written.
 
-        On an ``OSError`` the unwritten records go back to the head of the buffer, ``last_error``
-        is set and the error is raised; the next flush retries them.
+        On an error (``OSError`` from a full disk, a short write) the unwritten records go back
+        to the head of the buffer, ``last_error`` is set and the error is raised; the next flush
+        retries them, after a fresh-line guard for any torn line the failure left.
         """
         with self._write_lock:
             with self._lock:
@@ -276,7 +277,7 @@ class PredictionLogger:
             for n, (path, items) in enumerate(files):
                 try:
                     done += self._append(path, items)
-                except OSError as exc:
+                except Exception as exc:  # any failure keeps the unwritten records for the retry
                     unwritten = [it for _, rest in files[n + 1:] for it in rest]
                     self._requeue(items[getattr(exc, "records_written", 0):] + unwritten)
                     self.last_error = f"{type(exc).__name__}: {exc}"
