@@ -19,7 +19,8 @@ per model, at most ``max_models`` models; a body over ``max_body_bytes`` gets 41
 bytes accepted but not yet written exceed ``max_pending_bytes`` (the disk is failing) a new
 event gets 503 and the sender keeps it. A malformed body gets 400 and is not stored; the other
 half, already written, waits in the log for a valid resend. ``/healthz`` answers 503 while a
-logger's last write failed.
+logger's last write failed (a readiness probe); ``/livez`` stays 200 (a liveness probe must not
+restart the pod and drop the records it holds for retry).
 
 ``python -m serving.log_sink --http-port 8080 --log-dir /var/lib/driftloop/prediction-log``
 
@@ -178,12 +179,17 @@ def create_app(log_dir: str | Path, default_model: str = "model", **options: Any
         status, reply = sink.health()
         return JSONResponse(reply, status_code=status)
 
+    async def livez(request: Request) -> JSONResponse:
+        # Liveness stays 200 while writes fail: a restart would drop the records held for retry.
+        return JSONResponse({"ok": True})
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
         yield
         sink.close()
 
-    app = Starlette(routes=[Route("/", receive, methods=["POST"]), Route("/healthz", healthz)], lifespan=lifespan)
+    app = Starlette(routes=[Route("/", receive, methods=["POST"]), Route("/healthz", healthz), Route("/livez", livez)],
+                    lifespan=lifespan)
     app.state.sink = sink
     return app
 

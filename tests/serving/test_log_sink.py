@@ -152,6 +152,7 @@ def test_healthz_is_503_while_writes_fail_and_pending_is_bounded(tmp_path: Path,
             time.sleep(0.01)
         r = client.get("/healthz")
         assert r.status_code == 503 and "No space left" in r.json()["errors"]["churn"]
+        assert client.get("/livez").status_code == 200  # liveness must not restart the pod meanwhile
         state["full"] = 0
         deadline = time.monotonic() + 10
         while client.get("/healthz").status_code != 200 and time.monotonic() < deadline:

@@ -1,5 +1,5 @@
 """The prediction log: concurrent writers never interleave lines, time filters, torn lines,
-and both label joins (request id; entity + nearest time)."""
+and both label joins (request id; entity + time, backward only)."""
 
 from __future__ import annotations
 
