@@ -139,8 +139,10 @@ class LogSink:
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """200 while every logger's last write succeeded, else 503 with the errors."""
-        errors = {m: lg.last_error or f"{lg.dropped} records dropped" for m, lg in list(self.loggers.items()) if not lg.healthy}
-        body = {"ok": not errors, "pending_bytes": self.pending_bytes, "models": sorted(self.loggers)}
+        loggers = list(self.loggers.items())
+        errors = {m: lg.last_error for m, lg in loggers if not lg.healthy}
+        body = {"ok": not errors, "pending_bytes": self.pending_bytes, "models": sorted(self.loggers),
+                "dropped": sum(lg.dropped for _, lg in loggers)}
         if errors:
             body["errors"] = errors
         return (503 if errors else 200), body

@@ -213,8 +213,9 @@ class PredictionLogger:
 
     @property
     def healthy(self) -> bool:
-        """False while the last write failed or after records were dropped from a full buffer."""
-        return self.last_error is None and self.dropped == 0
+        """False while the last write failed (records dropped from a full buffer are counted in
+        :attr:`dropped`, which stays visible after the disk recovers)."""
+        return self.last_error is None
 
     @property
     def pending(self) -> int:
