@@ -161,10 +161,13 @@ def test_flusher_survives_a_full_disk_and_loses_nothing(tmp_path: Path, monkeypa
 
 def test_buffer_is_bounded_while_writes_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _disk_full(monkeypatch, {"full": 1})
-    log = PredictionLogger(tmp_path, "m", flush_interval=0.01, max_buffer=10)
+    log = PredictionLogger(tmp_path, "m", flush_interval=3600, max_buffer=10)  # flushed by hand below
     for i in range(25):
         log.log(f"r{i}", "1", {"x": 1.0}, 0.5, when=T0)
-    assert log.pending == 10 and log.dropped == 15 and not log.healthy
+    assert log.pending == 10 and log.dropped == 15
+    with pytest.raises(OSError, match="No space left"):
+        log.flush()
+    assert not log.healthy and log.pending == 10  # the newest 10 kept for the retry
     log.close(timeout=0.1)
 
 
