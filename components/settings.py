@@ -38,6 +38,8 @@ class Settings:
     rollout_interval_seconds: float | None = None  # overrides rollout.interval_seconds when set
     prometheus_url: str = ""  # empty: read each model server's own /metrics
     webhook_url: str = ""  # Slack-compatible incoming webhook; empty: no notification
+    log_fsync: str = "interval"  # prediction log: "none" | "interval" (about 1 s) | "always" (each batch)
+    log_retention_days: float = 0  # prediction log files older than this are removed; 0 keeps all
 
     def __post_init__(self) -> None:
         if not self.mlflow_tracking_uri:
@@ -67,6 +69,18 @@ class Settings:
                 kwargs[name] = value
         if env.get("DRIFTLOOP_FEATURE_REPO"):
             kwargs["feature_repo"] = Path(env["DRIFTLOOP_FEATURE_REPO"]).resolve()
+        fsync, days = env.get("DRIFTLOOP_LOG_FSYNC", ""), env.get("DRIFTLOOP_LOG_RETENTION_DAYS", "")
+        if fsync or days:
+            from components.errors import ConfigError
+
+            if fsync and fsync not in ("none", "interval", "always"):
+                raise ConfigError(f"DRIFTLOOP_LOG_FSYNC={fsync!r} is not none, interval or always", fix="set DRIFTLOOP_LOG_FSYNC to one of them")
+            if days and not (days.replace(".", "", 1).isdigit()):
+                raise ConfigError(f"DRIFTLOOP_LOG_RETENTION_DAYS={days!r} is not a number of days >= 0", fix="set it to e.g. 30 (0 keeps every file)")
+            if fsync:
+                kwargs["log_fsync"] = fsync
+            if days:
+                kwargs["log_retention_days"] = float(days)
         return cls(**kwargs)  # type: ignore[arg-type]
 
     def rollout_overrides(self) -> dict[str, object]:
