@@ -33,6 +33,7 @@ def production(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[tu
         project=f"dl_{uuid.uuid4().hex[:10]}",
         registry_url=postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1),
         redis=FeastOptions.redis_from_url(redis_url),
+        offline_url=postgres_url,
     )
     apply(settings, options)
     yield settings, options
@@ -88,6 +89,7 @@ def test_redis_down_is_service_unavailable(tmp_path: Path, postgres_url: str) ->
         project=f"dl_{uuid.uuid4().hex[:10]}",
         registry_url=postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1),
         redis=f"127.0.0.1:{free_port()}",  # nothing listens here
+        offline_url=postgres_url,
     )
     apply(settings, options)
     write_scenario("churn", settings.data_dir, rows=48, seed=0)
