@@ -167,7 +167,10 @@ def table_name(project: str, scenario: str, kind: str) -> str:
     """
     if kind not in ("features", "labels"):
         raise ValueError(f"kind must be 'features' or 'labels', not {kind!r}")
-    return f"{project}_{scenario}_{kind}".lower()  # unquoted SQL names fold to lower case
+    name = f"{project}_{scenario}_{kind}".lower()  # unquoted SQL names fold to lower case
+    if len(name) > 56:  # PostgreSQL cuts names at 63 characters; ingest stages into "_stage_<name>"
+        raise ConfigError(f"Feast project {project!r} is too long for the offline-store table {name!r}", fix=f"shorten {PROJECT_ENV} to at most {56 - len(name) + len(project)} characters")
+    return name
 
 
 def rendered_settings(settings: Settings) -> dict[str, Any]:

@@ -29,6 +29,7 @@ def connect(config: dict[str, Any]) -> Any:
         password=config.get("password") or None,
         sslmode=config.get("sslmode") or None,
         connect_timeout=10,
+        options=f"-c search_path={config.get('db_schema') or 'public'}",  # where Feast looks for the tables too
     )
 
 

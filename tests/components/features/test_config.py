@@ -107,3 +107,11 @@ def test_local_render_keeps_file_sources(tmp_path: Path) -> None:
     config = yaml.safe_load((repo / "feature_store.yaml").read_text())
     assert config["offline_store"] == {"type": "file"}
     assert _definitions(repo).views["churn"].batch_source.path == str(settings.data_dir / "feast" / "churn_features.parquet")
+
+
+def test_table_names_fit_postgres() -> None:
+    from components.features.config import table_name
+
+    assert table_name("driftloop", "recsys", "labels") == "driftloop_recsys_labels"
+    with pytest.raises(ConfigError, match="too long.*shorten DRIFTLOOP_FEAST_PROJECT"):
+        table_name("p" * 50, "concept", "features")

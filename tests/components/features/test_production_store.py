@@ -190,3 +190,17 @@ def test_offline_work_without_offline_url_names_it(tmp_path: Path, postgres_url:
         training_set(load_policy("churn"), "2024-01-01", "2024-02-01", settings=pod)
     with pytest.raises(ConfigError, match="DRIFTLOOP_FEAST_OFFLINE_URL is not set"):
         ingest("churn", pod, frame=generate("churn", rows=24, seed=0))
+
+
+def test_offline_store_down_is_service_unavailable(tmp_path: Path, postgres_url: str, redis_url: str) -> None:
+    from components.errors import ServiceUnavailable
+    from tests.conftest import free_port
+
+    settings = Settings(workdir=tmp_path / "work", feast_config="production")
+    options = FeastOptions(project=f"dl_{uuid.uuid4().hex[:10]}", registry_url=postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1),
+                           redis=FeastOptions.redis_from_url(redis_url), offline_url=f"postgresql://postgres@127.0.0.1:{free_port()}/feast")
+    apply(settings, options)  # the registry is up; the offline store is not needed to register
+    with pytest.raises(ServiceUnavailable, match="ingest churn into the offline store: OperationalError.*offline store"):
+        ingest("churn", settings, frame=generate("churn", rows=24, seed=0))
+    with pytest.raises(ServiceUnavailable, match="read the churn labels"):
+        training_set(load_policy("churn"), "2024-01-01", "2024-02-01", settings=settings)
