@@ -92,18 +92,35 @@ def test_load_job_calls_cli_options_that_exist() -> None:
     assert set(env["SCENARIOS"].split()) <= {"churn", "credit", "fraud", "recsys", "concept"}
 
 
+def _network() -> Any:
+    """tests/manifests/test_manifests_network.py, whose ``allowed`` evaluates NetworkPolicy semantics."""
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "manifests"))
+    try:
+        import test_manifests_network
+    finally:
+        sys.path.pop(0)
+    return test_manifests_network
+
+
 @pytest.mark.unit
 def test_load_job_may_reach_postgres_and_redis_only() -> None:
+    net = _network()
     objs = _objects("prod")
-    labels = _one(objs, "Job", "feature-load")["spec"]["template"]["metadata"]["labels"]
-    selecting = [p for p in objs if p["kind"] == "NetworkPolicy"
-                 and all(labels.get(k) == v for k, v in p["spec"]["podSelector"].get("matchLabels", {}).items())
-                 and not p["spec"]["podSelector"].get("matchExpressions")]
-    egress_ports = {pp["port"] for p in selecting for rule in p["spec"].get("egress", []) for pp in rule.get("ports", [])}
-    assert {5432, 6379} <= egress_ports <= {53, 5432, 6379}
-    assert not any(p["spec"].get("ingress") for p in selecting if p["spec"]["podSelector"]), "nothing calls the load job"
+    policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
+    load = (_one(objs, "Job", "feature-load")["spec"]["template"]["metadata"]["labels"], net.NS)
+    assert allowed_flows(net, policies, load) == {("postgresql", 5432), ("redis", 6379)}
+    assert not net.allowed(policies, (net.OTHER, net.NS), (net.POSTGRES, net.NS), 5432), "the store still admits its clients only"
+    assert not net.allowed(policies, (net.PIPELINE_STEP, net.NS), load, 8080), "nothing calls the load job"
     services = [s for s in objs if s["kind"] == "Service"]
-    assert not any(all(labels.get(k) == v for k, v in s["spec"]["selector"].items()) for s in services), "no Service selects the load pod"
+    assert not any(all(load[0].get(k) == v for k, v in s["spec"]["selector"].items()) for s in services), "no Service selects the load pod"
+
+
+def allowed_flows(net: Any, policies: list[dict[str, Any]], src: tuple[dict[str, str], str]) -> set[tuple[str, int]]:
+    """Which of driftloop's peers ``src`` may open a connection to."""
+    peers = {"postgresql": (net.POSTGRES, net.NS), "redis": (net.REDIS, net.NS), "mlflow": (net.MLFLOW, net.NS), "feast": (net.FEAST, net.NS),
+             "predictor": (net.ISVC, net.NS), "kfp": ({"app": "ml-pipeline"}, "kubeflow"), "api": net.API_SERVER, "internet": net.EXTERNAL}
+    ports = (443, 5000, 5432, 6379, 6443, 6566, 8080, 8888)
+    return {(name, port) for name, peer in peers.items() for port in ports if net.allowed(policies, src, peer, port)}
 
 
 def _pod_env(container: dict[str, Any], settings_map: dict[str, str], secret: dict[str, str], workdir: Path) -> dict[str, str]:
