@@ -1,31 +1,36 @@
-"""driftloop's Feast repository: one entity, file source, feature view and versioned feature
+"""driftloop's Feast repository: one entity, source, feature view and versioned feature
 service per seed scenario (``churn_v1`` ... ``concept_v1``, named as in ``policies/*.yaml``).
 
-Source files live in the data directory, chosen in this order: ``data_dir.txt`` next to this
-file (written when driftloop renders a working copy of the repo for a work directory), the
-``DRIFTLOOP_FEAST_DATA_DIR`` environment variable, or ``./data`` beside this file. Each
-source holds the entity, ``event_timestamp``, the features, categorical features (strings)
-and segment/cohort column; labels are kept apart and joined point-in-time by driftloop.
+Sources follow ``rendered.json`` next to this file (written when driftloop renders a working
+copy of the repo for a work directory, components.features.render_repo):
+- ``"sources": "postgres"`` (production config): a ``PostgreSQLSource`` per scenario, the
+  table ``<project>_<scenario>_features`` of the shared offline store;
+- otherwise parquet ``FileSource``s in the data directory: ``data_dir`` of rendered.json,
+  the ``DRIFTLOOP_FEAST_DATA_DIR`` environment variable, or ``./data`` beside this file.
+Each source holds the entity, ``event_timestamp``, the features, categorical features
+(strings) and segment/cohort column; labels are kept apart (a parquet file or the table
+``<project>_<scenario>_labels``) and joined point-in-time by driftloop.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64, String
 
 
-def _data_dir() -> Path:
-    pinned = Path(__file__).with_name("data_dir.txt")
-    if pinned.exists():
-        return Path(pinned.read_text().strip())
-    return Path(os.environ.get("DRIFTLOOP_FEAST_DATA_DIR") or Path(__file__).with_name("data"))
+def _rendered() -> dict[str, Any]:
+    pinned = Path(__file__).with_name("rendered.json")
+    return json.loads(pinned.read_text()) if pinned.exists() else {}
 
 
-DATA_DIR = _data_dir()
+RENDERED = _rendered()
+DATA_DIR = Path(RENDERED.get("data_dir") or os.environ.get("DRIFTLOOP_FEAST_DATA_DIR") or Path(__file__).with_name("data"))
 
 # scenario -> (entity, ttl, numeric int columns, numeric float columns, string columns)
 SCHEMAS: dict[str, tuple[str, timedelta, list[str], list[str], list[str]]] = {
@@ -68,8 +73,21 @@ SCHEMAS: dict[str, tuple[str, timedelta, list[str], list[str], list[str]]] = {
 
 
 def source_path(scenario: str) -> Path:
-    """Where a scenario's feature rows are read from."""
+    """Where a scenario's feature rows are read from (file sources)."""
     return DATA_DIR / f"{scenario}_features.parquet"
+
+
+def source(scenario: str) -> Any:
+    """The batch source of a scenario: its table in the PostgreSQL offline store, or a parquet file."""
+    if RENDERED.get("sources") == "postgres":
+        from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (
+            PostgreSQLSource,
+        )
+
+        # same name as components.features.config.table_name (this file is copied alone)
+        table = f"{RENDERED['project']}_{scenario}_features".lower()
+        return PostgreSQLSource(name=f"{scenario}_source", table=table, timestamp_field="event_timestamp")
+    return FileSource(name=f"{scenario}_source", path=str(source_path(scenario)), timestamp_field="event_timestamp")
 
 
 entities: dict[str, Entity] = {}
@@ -84,7 +102,7 @@ for _name, (_key, _ttl, _ints, _floats, _strings) in SCHEMAS.items():
         schema=[Field(name=c, dtype=Int64) for c in _ints]
         + [Field(name=c, dtype=Float64) for c in _floats]
         + [Field(name=c, dtype=String) for c in _strings],
-        source=FileSource(name=f"{_name}_source", path=str(source_path(_name)), timestamp_field="event_timestamp"),
+        source=source(_name),
         online=True,
         tags={"scenario": _name},
     )

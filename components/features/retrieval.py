@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from components.errors import ConfigError, DataError
-from components.features.store import _servers, _utc, labels_path, open_store
+from components.features.store import _servers, _utc, open_store, read_labels
 from components.policy import Policy
 from components.settings import Settings
 
@@ -74,22 +74,19 @@ def training_set(
     settings = settings or Settings.from_env()
     _check_cohort(policy, cohort)
     name = _scenario(policy)
-    path = labels_path(name, settings)
-    if not path.exists():
-        raise DataError(f"no labels ingested for {name!r} at {path}", fix=f"run: driftloop features ingest {name}")
     t0, t1 = _utc(start), _utc(end)
     cutoff = _utc(known_by) if known_by is not None else t1
-    labels = pd.read_parquet(path)
-    ts = labels[policy.timestamp]
-    rows = labels[(ts >= t0) & (ts < t1) & (labels["label_timestamp"] <= cutoff)]
+    rows = read_labels(name, settings, t0, t1, cutoff)
     if rows.empty:
         raise DataError(f"no labelled {name} rows with {policy.timestamp} in [{t0}, {t1}) known by {cutoff}", fix="widen the window or ingest newer data")
-    store = open_store(settings)
+    store = open_store(settings, offline=True)
     service = _service(store, policy)
     entity_df = rows[[policy.entity, policy.timestamp, policy.label]].reset_index(drop=True)
     with _servers("build a training set"):
         joined = store.get_historical_features(entity_df=entity_df, features=service).to_df()
-    out = joined[[policy.entity, policy.timestamp, *_columns(policy), policy.label]]
+    out = joined[[policy.entity, policy.timestamp, *_columns(policy), policy.label]].copy()
+    # one dtype whatever the offline store (PostgreSQL hands back naive UTC in microseconds)
+    out[policy.timestamp] = pd.to_datetime(out[policy.timestamp], utc=True).astype("datetime64[ns, UTC]")
     if cohort is not None:
         out = out[out[policy.segment_column] == cohort]
     return out.sort_values([policy.timestamp, policy.entity], kind="stable", ignore_index=True)

@@ -1,7 +1,10 @@
 """Open the rendered Feast store, ingest scenario data into its sources, apply, materialize.
 
-Feast is imported inside the functions (it pulls in dask and more). Server and repo
-failures become :class:`~components.errors.DriftloopError` subclasses naming the fix.
+Sources are parquet files in the work directory (local config) or tables in the shared
+PostgreSQL offline store (production config, :mod:`components.features.tables`), so on a
+cluster every pod sees what one pod ingested. Feast is imported inside the functions (it
+pulls in dask and more). Server and repo failures become
+:class:`~components.errors.DriftloopError` subclasses naming the fix.
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ import pandas as pd
 
 from components.data.scenarios import get_spec
 from components.errors import ConfigError, DataError, ServiceUnavailable
-from components.features.config import FeastOptions, feast_data_dir, render_repo, repo_dir
+from components.features import tables
+from components.features.config import (
+    FeastOptions,
+    feast_data_dir,
+    render_repo,
+    rendered_settings,
+    repo_dir,
+    table_name,
+)
 from components.settings import Settings
 
 if TYPE_CHECKING:
@@ -37,8 +48,14 @@ def labels_path(name: str, settings: Settings) -> Path:
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean "a server is unreachable" (PostgreSQL registry, Redis online store)."""
+    """Exception types that mean "a server is unreachable" (PostgreSQL registry and offline store, Redis online store)."""
     errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.OperationalError)
+    except ImportError:  # pragma: no cover - psycopg is only needed for the production config
+        pass
     try:
         import redis.exceptions
 
@@ -63,19 +80,58 @@ def _servers(what: str) -> Iterator[None]:
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise ServiceUnavailable(
             f"Feast could not reach its server while trying to {what}: {type(exc).__name__}: {first}",
-            fix="start PostgreSQL (registry) and Redis (online store), or use DRIFTLOOP_FEAST_CONFIG=local",
+            fix="start PostgreSQL (registry, offline store) and Redis (online store), or use DRIFTLOOP_FEAST_CONFIG=local",
         ) from None
 
 
-def open_store(settings: Settings, options: FeastOptions | None = None) -> FeatureStore:
-    """The work directory's FeatureStore, rendering the repo first if it is not there yet."""
+def _production(settings: Settings) -> bool:
+    return settings.feast_config == "production"
+
+
+def _ensure_rendered(settings: Settings, options: FeastOptions | None = None, offline: bool = True) -> Path:
+    """Render the repo unless it is there; re-render a production repo that lacks the offline store when one is needed."""
+    repo = repo_dir(settings)
+    config = repo / "feature_store.yaml"
+    if options is not None or not config.exists() or not (repo / "rendered.json").exists():
+        return render_repo(settings, options, offline=offline)
+    if offline and _production(settings) and offline_config(settings, render=False) is None:
+        # rendered online-only (no DRIFTLOOP_FEAST_OFFLINE_URL then): it must be set now
+        return render_repo(settings, None, offline=True)
+    return repo
+
+
+def offline_config(settings: Settings, render: bool = True) -> dict[str, Any] | None:
+    """The rendered production ``offline_store`` section (PostgreSQL), or None if it has none."""
+    import yaml
+
+    if render:
+        _ensure_rendered(settings)
+    path = repo_dir(settings) / "feature_store.yaml"
+    section = (yaml.safe_load(path.read_text()) or {}).get("offline_store") or {} if path.exists() else {}
+    return section if section.get("type") == "postgres" else None
+
+
+def open_store(settings: Settings, options: FeastOptions | None = None, *, offline: bool = False) -> FeatureStore:
+    """The work directory's FeatureStore, rendering the repo first if it is not there yet.
+
+    ``offline=True`` (training sets, materialization) makes sure a production repo has its
+    PostgreSQL offline store; online readers (the transformer) need only registry and Redis.
+    """
     from feast import FeatureStore
 
-    repo = repo_dir(settings)
-    if options is not None or not (repo / "feature_store.yaml").exists():
-        render_repo(settings, options)
+    repo = _ensure_rendered(settings, options, offline=offline)
     with _servers("open the registry"):
         return FeatureStore(repo_path=str(repo))
+
+
+def _table(settings: Settings, name: str, kind: str) -> str:
+    return table_name(rendered_settings(settings)["project"], name, kind)
+
+
+def _offline(settings: Settings) -> dict[str, Any]:
+    config = offline_config(settings)
+    assert config is not None  # render_repo(offline=True) either wrote one or raised
+    return config
 
 
 def _load_definitions(repo: Path) -> list[Any]:
@@ -111,7 +167,7 @@ def apply(settings: Settings, options: FeastOptions | None = None) -> list[str]:
     """
     repo = render_repo(settings, options)
     objects = _load_definitions(repo)
-    store = open_store(settings)
+    store = open_store(settings, offline=True)
     with _servers("apply the repo"):
         try:
             store.apply(objects)
@@ -120,9 +176,13 @@ def apply(settings: Settings, options: FeastOptions | None = None) -> list[str]:
     return sorted(o.name for o in objects)
 
 
-def ingest(name: str, settings: Settings, frame: pd.DataFrame | None = None, append: bool = False) -> Path:
-    """Write scenario rows into the feature source and label log of ``name``.
+def ingest(name: str, settings: Settings, frame: pd.DataFrame | None = None, append: bool = False) -> str:
+    """Write scenario rows into the feature source and label log of ``name``; return where.
 
+    Local config: ``<data_dir>/feast/<name>_{features,labels}.parquet``. Production config:
+    the tables ``<project>_<name>_features`` and ``<project>_<name>_labels`` of the
+    PostgreSQL offline store (``DRIFTLOOP_FEAST_OFFLINE_URL``); the returned string names
+    the features table as ``postgresql://host:port/database/table``.
     ``frame`` defaults to ``<data_dir>/<name>.parquet`` (``driftloop scenario NAME --out
     <data_dir>``). ``append`` adds newer rows to what is there (a later value for the same
     entity and time replaces the earlier one), which is how a stream arrives.
@@ -146,6 +206,13 @@ def ingest(name: str, settings: Settings, frame: pd.DataFrame | None = None, app
         labels[col] = pd.to_datetime(labels[col], utc=True)
     for col in spec.categorical_features + ((spec.segment,) if spec.segment else ()):
         feats[col] = feats[col].astype(str)  # Feast String features
+    if _production(settings):
+        config = _offline(settings)
+        keys = [spec.entity, spec.timestamp]
+        with _servers(f"ingest {name} into the offline store"):
+            tables.write_table(config, _table(settings, name, "features"), feats, keys, append=append)
+            tables.write_table(config, _table(settings, name, "labels"), labels, keys, append=append)
+        return f"postgresql://{config['host']}:{config['port']}/{config['database']}/{_table(settings, name, 'features')}"
     out = features_path(name, settings)
     out.parent.mkdir(parents=True, exist_ok=True)
     for table, path in ((feats, out), (labels, labels_path(name, settings))):
@@ -153,7 +220,40 @@ def ingest(name: str, settings: Settings, frame: pd.DataFrame | None = None, app
             table = pd.concat([pd.read_parquet(path), table], ignore_index=True)
             table = table.drop_duplicates([spec.entity, spec.timestamp], keep="last")
         table.sort_values(spec.timestamp, kind="stable").to_parquet(path, index=False)
-    return out
+    return str(out)
+
+
+def read_labels(name: str, settings: Settings, start: pd.Timestamp, end: pd.Timestamp, known_by: pd.Timestamp) -> pd.DataFrame:
+    """Label events of ``name`` with event time in ``[start, end)`` whose label was known by ``known_by``.
+
+    From the label log (local parquet, or the PostgreSQL labels table in production).
+    """
+    ts = get_spec(name).timestamp
+    if _production(settings):
+        with _servers(f"read the {name} labels"):
+            labels = tables.read_table(_offline(settings), _table(settings, name, "labels"), f'"{ts}" >= %s AND "{ts}" < %s AND label_timestamp <= %s', [start, end, known_by])
+        if labels is None:
+            raise DataError(f"no labels ingested for {name!r} (table {_table(settings, name, 'labels')} is missing)", fix=f"run: driftloop features ingest {name}")
+        return labels.sort_values([ts], kind="stable", ignore_index=True)
+    path = labels_path(name, settings)
+    if not path.exists():
+        raise DataError(f"no labels ingested for {name!r} at {path}", fix=f"run: driftloop features ingest {name}")
+    labels = pd.read_parquet(path)
+    return labels[(labels[ts] >= start) & (labels[ts] < end) & (labels["label_timestamp"] <= known_by)]
+
+
+def first_feature_time(name: str, settings: Settings) -> pd.Timestamp:
+    """The earliest event time ingested for ``name`` (``DataError`` if nothing was)."""
+    ts = get_spec(name).timestamp
+    first: Any = None
+    if _production(settings):
+        with _servers(f"read the {name} features"):
+            first = tables.min_value(_offline(settings), _table(settings, name, "features"), ts)
+    elif features_path(name, settings).exists():
+        first = pd.read_parquet(features_path(name, settings), columns=[ts]).iloc[:, 0].min()
+    if first is None or pd.isna(first):
+        raise DataError(f"no feature data ingested for scenario {name!r}", fix=f"run: driftloop features ingest {name}")
+    return _utc(first)
 
 
 def _view(store: FeatureStore, name: str) -> Any:
@@ -170,7 +270,7 @@ def _utc(ts: Any) -> pd.Timestamp:
 
 def materialize(name: str, start: Any, end: Any, settings: Settings) -> None:
     """Load feature values with event times in ``[start, end]`` into the online store."""
-    store = open_store(settings)
+    store = open_store(settings, offline=True)
     _run(lambda: store.materialize(_utc(start).to_pydatetime(), _utc(end).to_pydatetime(), feature_views=[_view(store, name).name]), name, settings, "materialize")
 
 
@@ -180,20 +280,15 @@ def materialize_incremental(name: str, end: Any, settings: Settings) -> None:
     The first time, it loads everything ingested (Feast alone would start at now - ttl,
     which misses historical scenario data).
     """
-    store = open_store(settings)
+    store = open_store(settings, offline=True)
     view = _view(store, name)
     if view.most_recent_end_time is None:
-        path = features_path(name, settings)
-        if not path.exists():
-            raise DataError(f"no feature data ingested for scenario {name!r}", fix=f"run: driftloop features ingest {name}")
-        first = pd.read_parquet(path, columns=[get_spec(name).timestamp]).iloc[:, 0].min()
-        materialize(name, first, end, settings)
+        materialize(name, first_feature_time(name, settings), end, settings)
         return
     _run(lambda: store.materialize_incremental(_utc(end).to_pydatetime(), feature_views=[view.name]), name, settings, "materialize")
 
 
 def _run(call: Callable[[], T], name: str, settings: Settings, what: str) -> T:
-    if not features_path(name, settings).exists():
-        raise DataError(f"no feature data ingested for scenario {name!r}", fix=f"run: driftloop features ingest {name}")
+    first_feature_time(name, settings)  # DataError naming the ingest command when there is nothing
     with _servers(what):
         return call()
