@@ -40,7 +40,7 @@ _MLFLOW_ENV = {
     "aws_access_key_id": "AWS_ACCESS_KEY_ID",
     "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
 }
-_FEAST_ENV = {"registry_url": "DRIFTLOOP_FEAST_REGISTRY", "redis_url": "DRIFTLOOP_FEAST_REDIS", "offline_url": "DRIFTLOOP_FEAST_OFFLINE"}
+_FEAST_ENV = {"registry_url": "DRIFTLOOP_FEAST_REGISTRY_URL", "redis_url": "DRIFTLOOP_FEAST_REDIS", "offline_url": "DRIFTLOOP_FEAST_OFFLINE_URL"}
 
 
 def check_target(target: str) -> str:

@@ -201,6 +201,8 @@ EGRESS_ALLOWANCE = {
     ("pipeline-steps", "pod(app.kubernetes.io/name=redis)", "6379"),
     ("pipeline-steps", "ip=10.96.0.1/32", "443,6443"),
     ("pipeline-sync", "nam(kubernetes.io/metadata.name=kubeflow)", "8888"),
+    ("feature-load", "pod(app.kubernetes.io/name=postgresql)", "5432"),
+    ("feature-load", "pod(app.kubernetes.io/name=redis)", "6379"),
 }
 
 
