@@ -26,13 +26,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from components.monitor.psi import psi_from_counts
+
 Action = Literal["advance", "hold", "rollback", "promote"]
 LABELLED_METRICS = ("accuracy", "ctr")
 # Latency differences below this are within histogram resolution and scheduler noise.
 LATENCY_FLOOR_SECONDS = 0.005
 # The confidence sequence is tightest around rho / 0.25 observations per arm.
 CS_RHO = 25.0
-# PSI needs about ten predictions per histogram bucket in each arm before it means anything.
+# PSI (components.monitor.psi) needs about ten predictions per histogram bucket in each arm
+# before it means anything.
 PSI_MIN_PER_BUCKET = 10
 
 
@@ -127,42 +130,6 @@ def drop_confidence_sequence(champion: Outcome, challenger: Outcome, alpha: floa
     return c_lo - k_hi, c_hi - k_lo
 
 
-def psi(expected: Sequence[float], actual: Sequence[float], eps: float = 1e-4) -> float:
-    """Population stability index between two histograms over the same buckets.
-
-    >>> round(psi([50, 50], [50, 50]), 6)
-    0.0
-    >>> round(psi([90, 10], [50, 50]), 3)
-    0.879
-    """
-    e_total, a_total = float(sum(expected)), float(sum(actual))
-    if e_total <= 0 or a_total <= 0:
-        return float("nan")
-    total = 0.0
-    for e, a in zip(expected, actual, strict=True):
-        pe, pa = max(e / e_total, eps), max(a / a_total, eps)
-        total += (pa - pe) * math.log(pa / pe)
-    return total
-
-
-def psi_debiased(expected: Sequence[float], actual: Sequence[float]) -> float:
-    """PSI with a half-count per bucket, minus its expected value when both samples come from
-    one distribution, ``(k - 1)(1/n1 + 1/n2)``, so small samples do not look like a shift.
-
-    >>> round(psi_debiased([50, 50], [50, 50]), 3)
-    0.0
-    >>> round(psi_debiased([900, 100], [500, 500]), 3)
-    0.874
-    """
-    k = len(expected)
-    e = [x + 0.5 for x in expected]
-    a = [x + 0.5 for x in actual]
-    n1, n2 = float(sum(expected)), float(sum(actual))
-    if n1 <= 0 or n2 <= 0:
-        return float("nan")
-    return max(0.0, psi(e, a) - (k - 1) * (1 / n1 + 1 / n2))
-
-
 def _fmt(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
 
@@ -205,11 +172,14 @@ def _check_shift(check: Any, champ: ArmStats, chal: ArmStats) -> CheckResult:
     need = PSI_MIN_PER_BUCKET * max(len(champ.prediction_counts), 1)
     if min(n1, n2) < need:  # PSI on a handful of predictions is noise: no data, not a pass
         return CheckResult("prediction_shift", None, check.max, None, f"prediction_shift: {n2} challenger / {n1} champion predictions < {need}")
-    value = psi_debiased(champ.prediction_counts, chal.prediction_counts)
     limit = check.max if check.max is not None else 0.25
-    if value > limit:
-        return CheckResult("prediction_shift", value, limit, False, f"prediction_shift PSI {_fmt(value)} > {_fmt(limit)} (n={n2} vs {n1})")
-    return CheckResult("prediction_shift", value, limit, True, f"prediction_shift PSI {_fmt(value)} ok (n={n2} vs {n1})")
+    # the monitors' PSI: the limit is raised to the noise floor of these sample sizes
+    r = psi_from_counts(champ.prediction_counts, chal.prediction_counts, warn=limit, drift=limit)
+    value, threshold = float(r.statistic or 0.0), float(r.threshold or limit)
+    floor = f" (noise floor {_fmt(threshold)} > max {_fmt(limit)})" if threshold > limit else ""
+    if r.drift:
+        return CheckResult("prediction_shift", value, threshold, False, f"prediction_shift PSI {_fmt(value)} > {_fmt(threshold)}{floor} (n={n2} vs {n1})")
+    return CheckResult("prediction_shift", value, threshold, True, f"prediction_shift PSI {_fmt(value)} ok{floor} (n={n2} vs {n1})")
 
 
 def _check_labelled(check: Any, champ: ArmStats, chal: ArmStats, alpha: float, min_n: int) -> list[CheckResult]:
