@@ -515,12 +515,12 @@ def _sequential(ctx: _Context, m: SequentialMonitor) -> dict[str, Any]:
 def _llr_trace(x: np.ndarray, d: dict[str, Any], points: int = 300) -> list[dict[str, float]]:
     """The SPRT's cumulative log-likelihood ratio over one cohort's outcomes, for plotting.
 
-    Same increments as ``sequential.sprt`` (Wald): ``x ln(p1/p0) + (1 - x) ln((1 - p1)/(1 - p0))``,
+    The increments of ``sequential.sprt`` (:func:`~components.monitor.sequential.llr_increments`)
     up to where the test stopped (``n_tested``), thinned to about ``points`` points.
     """
-    p0, p1 = d["p0"], d["p1"]
-    steps = np.where(x[: d.get("n_tested", len(x))] == 1, np.log(p1 / p0), np.log((1 - p1) / (1 - p0)))
-    llr = np.cumsum(steps)
+    from components.monitor.sequential import llr_increments
+
+    llr = np.cumsum(llr_increments(x[: d.get("n_tested", len(x))], d["p0"], d["p1"]))
     if len(llr) == 0:
         return []
     keep = np.unique(np.r_[np.linspace(0, len(llr) - 1, min(points, len(llr))).astype(int), len(llr) - 1])
