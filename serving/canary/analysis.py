@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from components.metrics import correct
 from components.monitor.psi import psi_from_counts
 
 Action = Literal["advance", "hold", "rollback", "promote"]
@@ -97,6 +98,36 @@ class StepDecision:
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action, "reasons": self.reasons, "failed": self.failed,
                 "checks": [c.to_dict() for c in self.checks]}
+
+
+def labelled_outcome_counts(joined: Any, label: str, metrics: Any, segment: str | None = None) -> dict[str, dict[str, Outcome]]:
+    """Per model version, the labelled :class:`Outcome` of each metric in ``metrics``, overall
+    and per ``segment`` value (``"accuracy[subprime]"``).
+
+    ``joined`` is the prediction log joined with labels (``model_version``, ``prediction``,
+    ``label``). A prediction is correct by :func:`components.metrics.correct`, the one
+    decision rule; ctr counts positive labels.
+
+    >>> import pandas as pd
+    >>> joined = pd.DataFrame({"model_version": ["1", "1", "2"], "prediction": [0.9, 0.2, 0.7], "y": [1, 1, 0], "seg": ["x", "y", "x"]})
+    >>> out = labelled_outcome_counts(joined, "y", {"accuracy"}, "seg")
+    >>> out["1"]["accuracy"], out["2"]["accuracy[x]"]
+    (Outcome(n=2, successes=1), Outcome(n=1, successes=0))
+    """
+    import pandas as pd
+
+    out: dict[str, dict[str, Outcome]] = {}
+    for version, group in joined.groupby("model_version"):
+        y = group[label].astype(int)
+        hits = {"accuracy": pd.Series(correct(y, group["prediction"]), index=group.index), "ctr": y == 1}
+        arm: dict[str, Outcome] = {}
+        for metric in metrics:
+            arm[metric] = Outcome(len(group), int(hits[metric].sum()))
+            if segment and segment in group.columns:
+                for seg, idx in group.groupby(segment).groups.items():
+                    arm[f"{metric}[{seg}]"] = Outcome(len(idx), int(hits[metric].loc[idx].sum()))
+        out[str(version)] = arm
+    return out
 
 
 def rate_confidence_sequence(successes: int, n: int, alpha: float, rho: float = CS_RHO) -> tuple[float, float]:

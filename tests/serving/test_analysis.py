@@ -133,3 +133,22 @@ def test_shift_with_too_few_predictions_is_no_data() -> None:
     few = (1, 2, 3, 4, 5, 5, 4, 3, 2, 1)
     d = analyse_step(ROLLOUT, arm(), arm("2", prediction_counts=few), step=0)
     assert d.action == "hold" and d.reasons == ["prediction_shift: 30 challenger / 300 champion predictions < 100"]
+
+
+def test_labelled_outcome_counts_use_the_one_decision_rule() -> None:
+    import pandas as pd
+
+    from components.metrics import correct
+    from serving.canary.analysis import labelled_outcome_counts
+
+    rng = np.random.default_rng(11)
+    n = 400
+    joined = pd.DataFrame({"model_version": rng.choice(["1", "2"], n), "prediction": rng.random(n).round(1),
+                           "y": rng.integers(0, 2, n), "seg": rng.choice(["a", "b"], n)})
+    out = labelled_outcome_counts(joined, "y", {"accuracy", "ctr"}, "seg")
+    for version, group in joined.groupby("model_version"):
+        right = correct(group["y"], group["prediction"])  # 0.5 exactly counts as class 1
+        assert out[version]["accuracy"] == Outcome(len(group), int(right.sum()))
+        assert out[version]["ctr"] == Outcome(len(group), int(group["y"].sum()))
+        in_a = (group["seg"] == "a").to_numpy()
+        assert out[version]["accuracy[a]"] == Outcome(int(in_a.sum()), int(right[in_a].sum()))
