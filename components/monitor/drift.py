@@ -22,6 +22,7 @@ import pandas as pd
 from components.errors import ConfigError, DataError
 from components.monitor._checks import as_1d, categorical_values, numeric_values, require_rows
 from components.monitor._correction import Score, check_settings, corrected_results
+from components.monitor.reference_summary import ReferenceSummary, ks_from_sorted
 from components.monitor.results import TestResult
 from components.monitor.stattests import get_stattest
 
@@ -29,16 +30,6 @@ from components.monitor.stattests import get_stattest
 def _encode(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     categories = np.union1d(ref, cur)
     return np.searchsorted(categories, ref), np.searchsorted(categories, cur), categories
-
-
-def _binary_codes(ref: np.ndarray, cur: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
-    r, c, categories = _encode(ref, cur)
-    if len(categories) > 2:
-        raise DataError(
-            f"column {column!r} has {len(categories)} categories; the 'fet' test needs a binary column",
-            fix="use categorical_test: chi2 for this column",
-        )
-    return r, c
 
 
 def feature_drift(
@@ -53,9 +44,11 @@ def feature_drift(
     tabular: bool = False,
     segment: str | None = None,
 ) -> list[TestResult]:
-    """One alibi-detect test per feature, corrected across all features (numeric and categorical).
+    """One registered test per feature, corrected across all features (numeric and categorical).
 
-    ``threshold`` in each result is the corrected per-feature threshold; ``details`` hold the
+    Runs on the :class:`ReferenceSummary` fast path with exact p-values (scipy's, as
+    alibi-detect's detectors compute them, without importing alibi-detect or TensorFlow);
+    ``tabular=True`` runs alibi-detect's TabularDrift instead. ``threshold`` in each result is the corrected per-feature threshold; ``details`` hold the
     adjusted p-value and the NaN counts dropped from each side.
 
     >>> rng = np.random.default_rng(1)
@@ -65,32 +58,14 @@ def feature_drift(
     [('x', True, 0.025), ('y', False, 0.025)]
     """
     check_settings(p_value, correction)
-    num_test = get_stattest(numeric_test, "num", result="p_value")
-    cat_test = get_stattest(categorical_test, "cat", result="p_value")
+    get_stattest(numeric_test, "num", result="p_value")
+    get_stattest(categorical_test, "cat", result="p_value")
     require_rows(reference, "reference")
     require_rows(current, "current")
     if tabular:
         return _tabular_drift(reference, current, numeric, categorical, numeric_test, categorical_test, correction, p_value, segment)
-    scores: list[Score] = []
-    for col in numeric:
-        ref, ref_nan = numeric_values(reference, col, "reference")
-        cur, cur_nan = numeric_values(current, col, "current")
-        stat, p = num_test(ref, cur)
-        scores.append(Score(col, numeric_test, "numeric", stat, p, _counts(ref, cur, ref_nan, cur_nan)))
-    for col in categorical:
-        ref_s, ref_nan = categorical_values(reference, col, "reference")
-        cur_s, cur_nan = categorical_values(current, col, "current")
-        if categorical_test == "fet":
-            r, c = _binary_codes(ref_s, cur_s, col)
-        else:
-            r, c, _ = _encode(ref_s, cur_s)
-        stat, p = cat_test(r, c)
-        scores.append(Score(col, categorical_test, "categorical", stat, p, _counts(ref_s, cur_s, ref_nan, cur_nan)))
-    return corrected_results(scores, p_value, correction, segment)
-
-
-def _counts(ref: np.ndarray, cur: np.ndarray, ref_nan: int, cur_nan: int) -> dict[str, int]:
-    return {"n_reference": len(ref), "n_current": len(cur), "nan_reference": ref_nan, "nan_current": cur_nan}
+    summary = ReferenceSummary.fit(reference, numeric, categorical, numeric_test, categorical_test, correction, p_value, exact=True)
+    return summary.test(current, segment)
 
 
 def _tabular_drift(
@@ -169,7 +144,6 @@ def label_drift(ref_labels: Any, cur_labels: Any, test: str = "chi2", p_value: f
 
 
 from components.monitor.multivariate import multivariate_drift  # noqa: E402 - re-exported for callers of drift
-from components.monitor.reference_summary import ReferenceSummary, ks_from_sorted  # noqa: E402
 
 __all__ = [
     "ReferenceSummary",

@@ -2,7 +2,9 @@
 
 :class:`ReferenceSummary` sorts each numeric reference column and counts each categorical
 one; each new window then costs one sort of its own columns, with the same KS /
-chi-squared / Fisher verdicts as alibi-detect (``drift.feature_drift``).
+chi-squared / Fisher results as alibi-detect's detectors, without importing them (and
+TensorFlow with them). ``drift.feature_drift`` (what ``driftloop monitor`` runs) uses it with
+``exact=True``; other registered numeric tests (cvm) run on the sorted reference.
 
 >>> rng = np.random.default_rng(0)
 >>> ref = pd.DataFrame({"age": rng.normal(40, 10, 500), "plan": rng.choice(["a", "b"], 500)})
@@ -19,11 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from components.errors import ConfigError, DataError
+from components.errors import DataError
 from components.monitor._checks import categorical_values, numeric_values, require_rows
 from components.monitor._correction import Score, check_settings, corrected_results
 from components.monitor.results import TestResult
-from components.monitor.stattests import get_stattest
+from components.monitor.stattests import chi2_from_table, fet_from_table, get_stattest
 
 
 def _tie_ranks(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,40 +93,19 @@ def ks_from_sorted(ref_sorted: np.ndarray, ref_left: np.ndarray, cur: np.ndarray
     return d, float(np.clip(distributions.kstwo.sf(d, en), 0, 1))
 
 
-def _chi2_from_counts(ref_counts: dict[str, int], cur_values: np.ndarray) -> tuple[float, float, int]:
-    from scipy.stats import chi2_contingency
-
+def _count_table(ref_counts: dict[str, int], cur_values: np.ndarray) -> np.ndarray:
+    """The 2 x k table (reference row, current row) over the sorted union of categories."""
     cats, cur_n = np.unique(cur_values, return_counts=True)
     cur_counts = dict(zip(cats.tolist(), cur_n.tolist(), strict=True))
     keys = sorted(set(ref_counts) | set(cur_counts))
-    table = np.array([[ref_counts.get(k, 0) for k in keys], [cur_counts.get(k, 0) for k in keys]])
-    if len(keys) < 2:
-        return 0.0, 1.0, len(keys)
-    stat, p, _, _ = chi2_contingency(table)
-    return float(stat), float(p), len(keys)
-
-
-def _fet_from_counts(ref_counts: dict[str, int], cur_values: np.ndarray, column: str) -> tuple[float, float]:
-    from scipy.stats import fisher_exact
-
-    cats, cur_n = np.unique(cur_values, return_counts=True)
-    cur_counts = dict(zip(cats.tolist(), cur_n.tolist(), strict=True))
-    keys = sorted(set(ref_counts) | set(cur_counts))
-    if len(keys) > 2:
-        raise DataError(f"column {column!r} has {len(keys)} categories; the 'fet' test needs a binary column", fix="use categorical_test: chi2 for this column")
-    one = keys[-1]
-    n_ref, n_cur = sum(ref_counts.values()), int(cur_n.sum())
-    a, b = cur_counts.get(one, 0), ref_counts.get(one, 0)
-    res = fisher_exact(np.array([[a, b], [n_cur - a, n_ref - b]]), alternative="two-sided")
-    return float(res.statistic), float(res.pvalue)
+    return np.array([[ref_counts.get(k, 0) for k in keys], [cur_counts.get(k, 0) for k in keys]])
 
 
 @dataclass
 class ReferenceSummary:
     """A reference window summarised once (sorted numeric columns, category counts) and reused per window.
 
-    Build it with :meth:`fit`; :meth:`test` gives the same verdicts as :func:`feature_drift`
-    with ``ks`` / ``chi2`` / ``fet`` but costs one sort of the current columns.
+    Build it with :meth:`fit`; :meth:`test` costs one sort of the current columns per window.
     """
 
     numeric: dict[str, tuple[np.ndarray, np.ndarray, int]]
@@ -133,6 +114,7 @@ class ReferenceSummary:
     categorical_test: str = "chi2"
     correction: str = "bonferroni"
     p_value: float = 0.05
+    exact: bool = False  # exact KS p-values always (else the Kolmogorov limit far from the threshold)
 
     @classmethod
     def fit(
@@ -144,11 +126,16 @@ class ReferenceSummary:
         categorical_test: str = "chi2",
         correction: str = "bonferroni",
         p_value: float = 0.05,
+        exact: bool = False,
     ) -> ReferenceSummary:
-        """Sort each numeric reference column and count each categorical one."""
+        """Sort each numeric reference column and count each categorical one.
+
+        ``exact=True`` gives every KS p-value exactly as scipy's ``ks_2samp(method="asymp")``
+        (what ``driftloop monitor`` reports); the default trades p-values far outside the
+        threshold band for speed, with the same verdicts.
+        """
         check_settings(p_value, correction)
-        if numeric and get_stattest(numeric_test, "num", result="p_value").name != "ks":
-            raise ConfigError(f"ReferenceSummary supports numeric_test 'ks', not {numeric_test!r}", fix="use feature_drift() for cvm")
+        get_stattest(numeric_test, "num", result="p_value")
         if categorical:
             get_stattest(categorical_test, "cat", result="p_value")
         require_rows(reference, "reference")
@@ -162,7 +149,7 @@ class ReferenceSummary:
             values, n_nan = categorical_values(reference, col, "reference")
             keys, counts = np.unique(values, return_counts=True)
             cats[col] = (dict(zip(keys.tolist(), counts.tolist(), strict=True)), n_nan)
-        return cls(nums, cats, numeric_test, categorical_test, correction, p_value)
+        return cls(nums, cats, numeric_test, categorical_test, correction, p_value, exact)
 
     def _threshold_band(self) -> tuple[float, float]:
         """The lowest and highest per-feature threshold the correction can set."""
@@ -174,14 +161,20 @@ class ReferenceSummary:
         scores: list[Score] = []
         for col, (ref_sorted, ref_left, ref_nan) in self.numeric.items():
             cur, cur_nan = numeric_values(current, col, "current")
-            d, p = ks_from_sorted(ref_sorted, ref_left, cur, band=self._threshold_band())
-            scores.append(Score(col, "ks", "numeric", d, p, {"n_reference": len(ref_sorted), "n_current": len(cur), "nan_reference": ref_nan, "nan_current": cur_nan}))
+            if self.numeric_test == "ks":
+                d, p = ks_from_sorted(ref_sorted, ref_left, cur, band=None if self.exact else self._threshold_band())
+            else:  # another registered test (cvm): the sorted reference is still a valid sample
+                d, p = get_stattest(self.numeric_test)(ref_sorted, cur)
+            scores.append(Score(col, self.numeric_test, "numeric", d, p, {"n_reference": len(ref_sorted), "n_current": len(cur), "nan_reference": ref_nan, "nan_current": cur_nan}))
         for col, (ref_counts, ref_nan) in self.categorical.items():
             cur_s, cur_nan = categorical_values(current, col, "current")
-            if self.categorical_test == "fet":
-                stat, p = _fet_from_counts(ref_counts, cur_s, col)
+            table = _count_table(ref_counts, cur_s)
+            if self.categorical_test != "fet":
+                stat, p = chi2_from_table(table)
+            elif table.shape[1] > 2:
+                raise DataError(f"column {col!r} has {table.shape[1]} categories; the 'fet' test needs a binary column", fix="use categorical_test: chi2 for this column")
             else:
-                stat, p, _ = _chi2_from_counts(ref_counts, cur_s)
+                stat, p = fet_from_table(table)
             counts = {"n_reference": sum(ref_counts.values()), "n_current": len(cur_s), "nan_reference": ref_nan, "nan_current": cur_nan}
             scores.append(Score(col, self.categorical_test, "categorical", stat, p, counts))
         return corrected_results(scores, self.p_value, self.correction, segment)
