@@ -121,8 +121,6 @@ def prediction_drift(ref_scores: Any, cur_scores: Any, test: str = "ks", p_value
     >>> r.feature, r.drift
     ('prediction', True)
     """
-    get_stattest(test, "num", result="p_value")
-    check_settings(p_value, "bonferroni")
     ref = pd.DataFrame({"prediction": as_1d(ref_scores, "ref_scores")})
     cur = pd.DataFrame({"prediction": as_1d(cur_scores, "cur_scores")})
     return feature_drift(ref, cur, ["prediction"], [], numeric_test=test, p_value=p_value, segment=segment)[0]
@@ -135,8 +133,6 @@ def label_drift(ref_labels: Any, cur_labels: Any, test: str = "chi2", p_value: f
     >>> r.feature, r.drift
     ('label', True)
     """
-    get_stattest(test, "cat", result="p_value")
-    check_settings(p_value, "bonferroni")
     ref = pd.DataFrame({"label": pd.Series(np.asarray(ref_labels).ravel())})
     cur = pd.DataFrame({"label": pd.Series(np.asarray(cur_labels).ravel())})
     require_rows(cur, "current labels")
