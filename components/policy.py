@@ -16,19 +16,59 @@ path and the fix, so a typo fails when the file is read, not in the middle of a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+# Each vocabulary is declared once, where it is implemented; the policy validates against it.
 from components.errors import ConfigError
+from components.metrics import LOWER_IS_BETTER, METRICS  # noqa: F401 - LOWER_IS_BETTER re-exported
+from components.monitor.concept import DETECTORS
+from components.monitor.runners import MONITOR_TYPES
+from components.monitor.stattests import get_stattest
 
-NUMERIC_TESTS = ("ks", "cvm")
-CATEGORICAL_TESTS = ("chi2", "fet")
-PERFORMANCE_METRICS = ("accuracy", "precision", "recall", "auc", "gini", "log_loss", "calibration_error", "ctr")
-LOWER_IS_BETTER = frozenset({"log_loss", "calibration_error"})
 ROLLOUT_METRICS = ("error_rate", "latency_p95", "latency_p99", "prediction_shift", "accuracy", "ctr")
+
+
+def _stattest(kind: str) -> Callable[[str], str]:
+    """A validator: ``name`` must be a registered p-value test for ``kind`` columns."""
+
+    def check(name: str) -> str:
+        try:
+            get_stattest(name, kind, result="p_value")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
+    return check
+
+
+def _one_of(names: tuple[str, ...], what: str) -> Callable[[str], str]:
+    """A validator: ``value`` must be one of ``names`` (the error lists them)."""
+
+    def check(value: str) -> str:
+        if value not in names:
+            raise ValueError(f"unknown {what} {value!r}; use one of {', '.join(names)}")
+        return value
+
+    return check
+
+
+NumericTest = Annotated[str, AfterValidator(_stattest("num"))]
+CategoricalTest = Annotated[str, AfterValidator(_stattest("cat"))]
+Detector = Annotated[str, AfterValidator(_one_of(DETECTORS, "concept-drift detector"))]
+PerformanceMetric = Annotated[str, AfterValidator(_one_of(METRICS, "metric"))]
 
 
 class _Strict(BaseModel):
@@ -60,8 +100,8 @@ class FeatureDriftMonitor(_MonitorBase):
 
     type: Literal["feature_drift"]
     features: list[str] | None = None  # default: all policy features
-    numeric_test: Literal["ks", "cvm"] = "ks"
-    categorical_test: Literal["chi2", "fet"] = "chi2"
+    numeric_test: NumericTest = "ks"
+    categorical_test: CategoricalTest = "chi2"
     tabular: bool = False  # one alibi-detect TabularDrift over the mixed set
     correction: Literal["bonferroni", "fdr"] = "bonferroni"
     p_value: float = Field(0.05, gt=0, lt=1)
@@ -72,14 +112,14 @@ class FeatureDriftMonitor(_MonitorBase):
 
 class PredictionDriftMonitor(_MonitorBase):
     type: Literal["prediction_drift"]
-    test: Literal["ks", "cvm"] = "ks"
+    test: NumericTest = "ks"
     p_value: float = Field(0.05, gt=0, lt=1)
     psi: PSISettings | None = Field(default_factory=PSISettings)
 
 
 class LabelDriftMonitor(_MonitorBase):
     type: Literal["label_drift"]
-    test: Literal["chi2", "fet"] = "chi2"
+    test: CategoricalTest = "chi2"
     p_value: float = Field(0.05, gt=0, lt=1)
 
 
@@ -87,7 +127,7 @@ class PerformanceMonitor(_MonitorBase):
     """A metric against an absolute floor/ceiling and/or a relative drop from the baseline."""
 
     type: Literal["performance"]
-    metric: Literal["accuracy", "precision", "recall", "auc", "gini", "log_loss", "calibration_error", "ctr"]
+    metric: PerformanceMetric
     min: float | None = None  # fire when the metric falls below
     max: float | None = None  # fire when the metric rises above (log loss, calibration error)
     max_relative_drop: float | None = Field(None, gt=0, lt=1)  # fire when (baseline - value)/|baseline| exceeds
@@ -105,7 +145,7 @@ class ConceptDriftMonitor(_MonitorBase):
     """An online detector over the time-ordered stream of prediction errors."""
 
     type: Literal["concept_drift"]
-    detector: Literal["cvm_online", "fet_online", "adwin", "page_hinkley"] = "fet_online"
+    detector: Detector = "fet_online"
     ert: int = Field(1000, ge=10)  # expected run time (rows) between false alarms
     window_size: int = Field(100, ge=5)
     delta: float = Field(0.002, gt=0, lt=1)  # ADWIN confidence
@@ -127,7 +167,6 @@ Monitor = Annotated[
     FeatureDriftMonitor | PredictionDriftMonitor | LabelDriftMonitor | PerformanceMonitor | ConceptDriftMonitor | SequentialMonitor,
     Field(discriminator="type"),
 ]
-MONITOR_TYPES = ("feature_drift", "prediction_drift", "label_drift", "performance", "concept_drift", "sequential")
 
 
 class Action(_Strict):

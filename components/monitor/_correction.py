@@ -1,15 +1,21 @@
 """Multiple-testing corrections across features: one per-feature p-value threshold.
 
-Both match alibi-detect's batch-level rules (``p_val / n`` for Bonferroni; the largest
+:func:`corrected_results` turns the raw per-feature scores of a drift test (the
+per-column tests in ``drift`` and the fast path in ``reference_summary``) into the
+corrected :class:`TestResult` rows both report. The two corrections match alibi-detect's batch-level rules (``p_val / n`` for Bonferroni; the largest
 Benjamini-Hochberg step ``q * k / n`` with ``p_(k) < q * k / n`` for FDR), but return the
 threshold each feature's p-value is compared with, so a report can show it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 
 from components.errors import ConfigError
+from components.monitor.results import TestResult
 
 CORRECTIONS = ("bonferroni", "fdr")
 
@@ -53,3 +59,42 @@ def adjusted_p_values(p_values: np.ndarray, correction: str) -> np.ndarray:
     out = np.empty(n)
     out[order] = np.minimum(1.0, ranked)
     return out
+
+
+def check_settings(p_value: float, correction: str) -> None:
+    if not 0 < p_value < 1:
+        raise ConfigError(f"p_value must be in (0, 1), got {p_value}", fix="use e.g. p_value: 0.05")
+    if correction not in CORRECTIONS:
+        raise ConfigError(f"unknown correction {correction!r}", fix=f"use one of {', '.join(CORRECTIONS)}")
+
+
+@dataclass
+class Score:
+    """One feature's raw test outcome before the correction across features."""
+
+    feature: str
+    test: str
+    kind: str
+    statistic: float
+    p_value: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def corrected_results(scores: list[Score], p_value: float, correction: str, segment: str | None, extra: dict[str, Any] | None = None) -> list[TestResult]:
+    """One TestResult per score, its threshold corrected across all ``scores``."""
+    p = np.array([s.p_value for s in scores], dtype=float)
+    threshold = corrected_threshold(p, p_value, correction)
+    adjusted = adjusted_p_values(p, correction)
+    return [
+        TestResult(
+            test=s.test,
+            statistic=s.statistic,
+            p_value=s.p_value,
+            threshold=threshold,
+            drift=bool(s.p_value < threshold),
+            feature=s.feature,
+            segment=segment,
+            details={"kind": s.kind, "correction": correction, "alpha": p_value, "p_value_adjusted": float(adj), "n_features": len(scores), **s.counts, **(extra or {})},
+        )
+        for s, adj in zip(scores, adjusted, strict=True)
+    ]

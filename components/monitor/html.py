@@ -5,7 +5,7 @@ plots (plotly, its JS inlined once in the page head) for drifted feature distrib
 performance against baseline and threshold with confidence intervals, the concept-drift
 detector trace with its detection point, and the SPRT log-likelihood ratio per cohort.
 
->>> from components.monitor.report import MonitorReport
+>>> from components.monitor.results import MonitorReport
 >>> report = MonitorReport(model="churn", model_version="3", window={"start": "a", "end": "b", "rows": 10},
 ...     monitors=[], decision={"action": "none", "strategy": None, "reasons": []}, created_at="now")
 >>> page = render_html(report, include_plotlyjs=False)
@@ -19,7 +19,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from components.monitor.report import MonitorReport
+from components.monitor.results import MonitorReport
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}

@@ -23,12 +23,16 @@ from typing import Any
 import numpy as np
 
 from components.errors import ConfigError, DataError
+from components.metrics import (
+    DECISION_THRESHOLD,
+    LOWER_IS_BETTER,
+    METRICS,
+    binary_metrics,
+    midranks,
+    predicted_class,
+)
 from components.monitor._checks import as_1d
 from components.monitor.results import TestResult
-
-METRICS = ("accuracy", "precision", "recall", "auc", "gini", "log_loss", "calibration_error", "ctr")
-LOWER_IS_BETTER = frozenset({"log_loss", "calibration_error"})
-_EPS = 1e-15
 
 
 def _clean(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray, int]:
@@ -47,26 +51,6 @@ def _clean(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray, int]:
     return y.astype(np.int8), s, int(missing.sum())
 
 
-def _midranks(x: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return rankdata(x, method="average")
-
-
-def auc_score(y: np.ndarray, s: np.ndarray) -> float:
-    """ROC AUC by ranks (ties count half); NaN with a single class.
-
-    >>> auc_score(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
-    0.75
-    """
-    pos = int(y.sum())
-    neg = len(y) - pos
-    if pos == 0 or neg == 0:
-        return math.nan
-    ranks = _midranks(s)
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
 def delong_interval(y: np.ndarray, s: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
     """AUC and its DeLong confidence interval ``(auc, low, high)``.
 
@@ -81,10 +65,10 @@ def delong_interval(y: np.ndarray, s: np.ndarray, confidence: float = 0.95) -> t
     m, n = len(x_pos), len(x_neg)
     if m < 2 or n < 2:
         return math.nan, math.nan, math.nan
-    tz = _midranks(np.r_[x_pos, x_neg])
+    tz = midranks(np.r_[x_pos, x_neg])
     auc = (tz[:m].sum() - m * (m + 1) / 2) / (m * n)
-    v_pos = (tz[:m] - _midranks(x_pos)) / n
-    v_neg = 1 - (tz[m:] - _midranks(x_neg)) / m
+    v_pos = (tz[:m] - midranks(x_pos)) / n
+    v_neg = 1 - (tz[m:] - midranks(x_neg)) / m
     se = math.sqrt(v_pos.var(ddof=1) / m + v_neg.var(ddof=1) / n)
     z = norm.ppf(0.5 + confidence / 2)
     return float(auc), float(max(0.0, auc - z * se)), float(min(1.0, auc + z * se))
@@ -107,41 +91,18 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def calibration_error(y: np.ndarray, s: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error over ``bins`` equal-width probability bins.
-
-    >>> calibration_error(np.array([0, 1, 1, 1]), np.array([0.05, 0.95, 0.95, 0.95]))
-    0.05
-    """
-    idx = np.minimum((s * bins).astype(int), bins - 1)
-    # sum over bins of |errors - confidence| / N == sum_b (n_b / N) |mean(y_b) - mean(s_b)|
-    gap = np.abs(np.bincount(idx, weights=y, minlength=bins) - np.bincount(idx, weights=s, minlength=bins))
-    return float(round(gap.sum() / len(y), 12)) if len(y) else math.nan
-
-
 def _metric_values(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[str, float]:
-    pred = s >= threshold
-    tp = int((pred & (y == 1)).sum())
-    auc = auc_score(y, s)
-    clipped = np.clip(s, _EPS, 1 - _EPS)
-    n = len(y)
-    return {
-        "accuracy": float((pred == (y == 1)).mean()) if n else math.nan,
-        "precision": tp / int(pred.sum()) if pred.any() else math.nan,
-        "recall": tp / int(y.sum()) if y.any() else math.nan,
-        "auc": auc,
-        "gini": 2 * auc - 1,
-        "log_loss": float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))) if n else math.nan,
-        "calibration_error": calibration_error(y, s),
-        "ctr": float(y.mean()) if n else math.nan,
-    }
+    values = binary_metrics(y, s, threshold)
+    return {m: values[m] for m in METRICS}
 
 
-def compute_metrics(y_true: Any, y_score: Any, threshold: float = 0.5) -> dict[str, float]:
+def compute_metrics(y_true: Any, y_score: Any, threshold: float = DECISION_THRESHOLD) -> dict[str, float]:
     """Every metric a performance monitor can check, plus ``n`` and ``missing_labels``.
 
     Labels that are NaN (not yet known) are dropped and counted; a metric that is undefined
-    (AUC with one class, precision with no positive predictions) is NaN.
+    (AUC with one class, precision with no positive predictions) is NaN. The values are
+    :func:`components.metrics.binary_metrics`, the computation behind the registered
+    baselines they are compared with.
     """
     y, s, missing = _clean(y_true, y_score)
     out: dict[str, float] = _metric_values(y, s, threshold)
@@ -151,7 +112,7 @@ def compute_metrics(y_true: Any, y_score: Any, threshold: float = 0.5) -> dict[s
 
 
 def _interval(metric: str, y: np.ndarray, s: np.ndarray, threshold: float, confidence: float, n_bootstrap: int, seed: int) -> tuple[float, float, str]:
-    pred = s >= threshold
+    pred = predicted_class(s, threshold) == 1
     if metric in ("accuracy", "precision", "recall", "ctr"):
         hits, n = {
             "accuracy": (int((pred == (y == 1)).sum()), len(y)),
@@ -184,7 +145,7 @@ def metric_check(
     confidence: float = 0.95,
     min_samples: int = 100,
     segment: str | None = None,
-    threshold: float = 0.5,
+    threshold: float = DECISION_THRESHOLD,
     decision: str = "ci",
     n_bootstrap: int = 200,
     seed: int = 0,

@@ -37,6 +37,18 @@ def _check(p0: float, relative_drop: float, alpha: float, beta: float) -> None:
         raise ConfigError(f"alpha and beta must be in (0, 0.5), got {alpha}, {beta}", fix="use e.g. alpha: 0.05, beta: 0.2")
 
 
+def llr_increments(outcomes: np.ndarray, p0: float, p1: float) -> np.ndarray:
+    """Each 0/1 outcome's term of the log-likelihood ratio of H1 (rate ``p1``) to H0 (rate ``p0``).
+
+    The SPRT's statistic is their running sum; :func:`sprt` and the report's LLR trace both
+    use this, so the plotted path is the one the test walked.
+
+    >>> llr_increments(np.array([1, 0]), p0=0.1, p1=0.05).round(4).tolist()
+    [-0.6931, 0.054]
+    """
+    return np.where(np.asarray(outcomes) == 1, math.log(p1 / p0), math.log((1 - p1) / (1 - p0)))
+
+
 def sprt(
     outcomes: Any,
     p0: float,
@@ -62,8 +74,7 @@ def sprt(
     pos = idx if positions is None else np.asarray(positions)[idx]
     p1 = p0 * (1 - relative_drop)
     upper, lower = math.log((1 - beta) / alpha), math.log(beta / (1 - alpha))
-    step1, step0 = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
-    llr_steps = np.where(x == 1, step1, step0)
+    llr_steps = llr_increments(x, p0, p1)
     accepted: list[int] = []
     fired: int | None = None
     start = 0

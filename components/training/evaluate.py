@@ -6,6 +6,10 @@ than the champion by more than ``max_segment_regression`` in any segment. With n
 champion, the challenger must beat trivial baselines (AUC > 0.5, accuracy above the
 majority class, log loss below always predicting the base rate).
 
+The metrics are :func:`components.metrics.binary_metrics` (re-exported here), the same
+computation the performance monitors run on live windows, so a registered baseline and
+the live value compared with it agree by construction.
+
 >>> import numpy as np
 >>> m = binary_metrics(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
 >>> round(m["auc"], 2), round(m["gini"], 2), m["accuracy"], m["n"]
@@ -23,9 +27,10 @@ import pandas as pd
 
 from components.errors import ConfigError, DataError
 from components.jsonsafe import json_safe
-from components.policy import LOWER_IS_BETTER, Policy
+from components.metrics import LOWER_IS_BETTER, binary_metrics
+from components.policy import Policy
 
-METRICS = ("accuracy", "auc", "gini", "log_loss", "calibration_error")
+__all__ = ["Scorer", "Verdict", "binary_metrics", "evaluate", "score"]
 
 
 class Scorer(Protocol):
@@ -52,24 +57,6 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe (NaN becomes ``None``)."""
         return json_safe(asdict(self))
-
-
-def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy, AUC, Gini, log loss and expected calibration error (10 bins); NaN if undefined."""
-    from sklearn.metrics import log_loss, roc_auc_score
-
-    y = np.asarray(y, dtype=int)
-    p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
-    out: dict[str, float] = {"n": int(len(y)), "positive_rate": float(y.mean()) if len(y) else math.nan}
-    if len(y) == 0:
-        return {**out, **dict.fromkeys(METRICS, math.nan)}
-    out["accuracy"] = float(np.mean((p >= threshold) == y))
-    two_classes = len(np.unique(y)) == 2
-    out["auc"] = float(roc_auc_score(y, p)) if two_classes else math.nan
-    out["gini"] = 2 * out["auc"] - 1 if two_classes else math.nan
-    out["log_loss"] = float(log_loss(y, p, labels=[0, 1]))
-    out["calibration_error"] = _ece(y, p)
-    return out
 
 
 def score(policy: Policy, model: Scorer, holdout: pd.DataFrame) -> dict[str, Any]:
@@ -160,13 +147,3 @@ def _absolute_checks(m: dict[str, float], metric: str) -> tuple[bool, list[str]]
         reasons.append(f"{name} {value:.4f} {how} {bound:.4f}: {'ok' if ok else ('FAIL' if gating else 'warn')}")
     return passed, reasons
 
-
-def _ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            total += mask.mean() * abs(p[mask].mean() - y[mask].mean())
-    return float(total)

@@ -26,13 +26,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from components.metrics import correct
+from components.monitor.psi import psi_from_counts
+
 Action = Literal["advance", "hold", "rollback", "promote"]
 LABELLED_METRICS = ("accuracy", "ctr")
 # Latency differences below this are within histogram resolution and scheduler noise.
 LATENCY_FLOOR_SECONDS = 0.005
 # The confidence sequence is tightest around rho / 0.25 observations per arm.
 CS_RHO = 25.0
-# PSI needs about ten predictions per histogram bucket in each arm before it means anything.
+# PSI (components.monitor.psi) needs about ten predictions per histogram bucket in each arm
+# before it means anything.
 PSI_MIN_PER_BUCKET = 10
 
 
@@ -96,6 +100,36 @@ class StepDecision:
                 "checks": [c.to_dict() for c in self.checks]}
 
 
+def labelled_outcome_counts(joined: Any, label: str, metrics: Any, segment: str | None = None) -> dict[str, dict[str, Outcome]]:
+    """Per model version, the labelled :class:`Outcome` of each metric in ``metrics``, overall
+    and per ``segment`` value (``"accuracy[subprime]"``).
+
+    ``joined`` is the prediction log joined with labels (``model_version``, ``prediction``,
+    ``label``). A prediction is correct by :func:`components.metrics.correct`, the one
+    decision rule; ctr counts positive labels.
+
+    >>> import pandas as pd
+    >>> joined = pd.DataFrame({"model_version": ["1", "1", "2"], "prediction": [0.9, 0.2, 0.7], "y": [1, 1, 0], "seg": ["x", "y", "x"]})
+    >>> out = labelled_outcome_counts(joined, "y", {"accuracy"}, "seg")
+    >>> out["1"]["accuracy"], out["2"]["accuracy[x]"]
+    (Outcome(n=2, successes=1), Outcome(n=1, successes=0))
+    """
+    import pandas as pd
+
+    out: dict[str, dict[str, Outcome]] = {}
+    for version, group in joined.groupby("model_version"):
+        y = group[label].astype(int)
+        hits = {"accuracy": pd.Series(correct(y, group["prediction"]), index=group.index), "ctr": y == 1}
+        arm: dict[str, Outcome] = {}
+        for metric in metrics:
+            arm[metric] = Outcome(len(group), int(hits[metric].sum()))
+            if segment and segment in group.columns:
+                for seg, idx in group.groupby(segment).groups.items():
+                    arm[f"{metric}[{seg}]"] = Outcome(len(idx), int(hits[metric].loc[idx].sum()))
+        out[str(version)] = arm
+    return out
+
+
 def rate_confidence_sequence(successes: int, n: int, alpha: float, rho: float = CS_RHO) -> tuple[float, float]:
     """Always-valid (1 - alpha) bounds on a Bernoulli rate after ``n`` observations.
 
@@ -125,42 +159,6 @@ def drop_confidence_sequence(champion: Outcome, challenger: Outcome, alpha: floa
     c_lo, c_hi = rate_confidence_sequence(champion.successes, champion.n, alpha / 2)
     k_lo, k_hi = rate_confidence_sequence(challenger.successes, challenger.n, alpha / 2)
     return c_lo - k_hi, c_hi - k_lo
-
-
-def psi(expected: Sequence[float], actual: Sequence[float], eps: float = 1e-4) -> float:
-    """Population stability index between two histograms over the same buckets.
-
-    >>> round(psi([50, 50], [50, 50]), 6)
-    0.0
-    >>> round(psi([90, 10], [50, 50]), 3)
-    0.879
-    """
-    e_total, a_total = float(sum(expected)), float(sum(actual))
-    if e_total <= 0 or a_total <= 0:
-        return float("nan")
-    total = 0.0
-    for e, a in zip(expected, actual, strict=True):
-        pe, pa = max(e / e_total, eps), max(a / a_total, eps)
-        total += (pa - pe) * math.log(pa / pe)
-    return total
-
-
-def psi_debiased(expected: Sequence[float], actual: Sequence[float]) -> float:
-    """PSI with a half-count per bucket, minus its expected value when both samples come from
-    one distribution, ``(k - 1)(1/n1 + 1/n2)``, so small samples do not look like a shift.
-
-    >>> round(psi_debiased([50, 50], [50, 50]), 3)
-    0.0
-    >>> round(psi_debiased([900, 100], [500, 500]), 3)
-    0.874
-    """
-    k = len(expected)
-    e = [x + 0.5 for x in expected]
-    a = [x + 0.5 for x in actual]
-    n1, n2 = float(sum(expected)), float(sum(actual))
-    if n1 <= 0 or n2 <= 0:
-        return float("nan")
-    return max(0.0, psi(e, a) - (k - 1) * (1 / n1 + 1 / n2))
 
 
 def _fmt(x: float) -> str:
@@ -205,11 +203,14 @@ def _check_shift(check: Any, champ: ArmStats, chal: ArmStats) -> CheckResult:
     need = PSI_MIN_PER_BUCKET * max(len(champ.prediction_counts), 1)
     if min(n1, n2) < need:  # PSI on a handful of predictions is noise: no data, not a pass
         return CheckResult("prediction_shift", None, check.max, None, f"prediction_shift: {n2} challenger / {n1} champion predictions < {need}")
-    value = psi_debiased(champ.prediction_counts, chal.prediction_counts)
     limit = check.max if check.max is not None else 0.25
-    if value > limit:
-        return CheckResult("prediction_shift", value, limit, False, f"prediction_shift PSI {_fmt(value)} > {_fmt(limit)} (n={n2} vs {n1})")
-    return CheckResult("prediction_shift", value, limit, True, f"prediction_shift PSI {_fmt(value)} ok (n={n2} vs {n1})")
+    # the monitors' PSI: the limit is raised to the noise floor of these sample sizes
+    r = psi_from_counts(champ.prediction_counts, chal.prediction_counts, warn=limit, drift=limit)
+    value, threshold = float(r.statistic or 0.0), float(r.threshold or limit)
+    floor = f" (noise floor {_fmt(threshold)} > max {_fmt(limit)})" if threshold > limit else ""
+    if r.drift:
+        return CheckResult("prediction_shift", value, threshold, False, f"prediction_shift PSI {_fmt(value)} > {_fmt(threshold)}{floor} (n={n2} vs {n1})")
+    return CheckResult("prediction_shift", value, threshold, True, f"prediction_shift PSI {_fmt(value)} ok{floor} (n={n2} vs {n1})")
 
 
 def _check_labelled(check: Any, champ: ArmStats, chal: ArmStats, alpha: float, min_n: int) -> list[CheckResult]:

@@ -87,3 +87,36 @@ def test_policy_is_frozen() -> None:
     policy = load_policy("churn")
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError
         policy.model = "other"  # type: ignore[misc]
+
+
+def test_monitor_types_are_the_runners() -> None:
+    """Each monitor type has one runner and one policy schema, and the error lists them."""
+    from typing import get_args
+
+    from components.monitor.runners import RUNNERS
+    from components.policy import MONITOR_TYPES, Monitor
+
+    schemas = [get_args(c.model_fields["type"].annotation)[0] for c in get_args(get_args(Monitor)[0])]
+    assert sorted(schemas) == sorted(RUNNERS) == sorted(MONITOR_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("monitor", "key", "value", "message"),
+    [
+        ("feature_drift", "numeric_test", "anderson", r"numeric_test: unknown drift test 'anderson' \(fix: use one of ks, cvm for numeric columns\)"),
+        ("feature_drift", "numeric_test", "chi2", r"'chi2' does not accept numeric columns \(fix: use one of ks, cvm for numeric"),
+        ("feature_drift", "categorical_test", "psi", r"'psi' gives a distance, not a p-value \(fix: use one of chi2, fet for categorical"),
+        ("label_drift", "test", "ks", r"test: drift test 'ks' does not accept categorical columns \(fix: use one of chi2, fet"),
+        ("prediction_drift", "test", "fet", r"test: drift test 'fet' does not accept numeric columns"),
+        ("concept_drift", "detector", "kswin", r"detector: unknown concept-drift detector 'kswin'; use one of fet_online, cvm_online, adwin, page_hinkley"),
+        ("performance", "metric", "f1", r"metric: unknown metric 'f1'; use one of accuracy, precision"),
+    ],
+)
+def test_vocabularies_are_validated_against_their_registries(monitor: str, key: str, value: str, message: str) -> None:
+    raw = _raw()
+    raw["monitors"] = [{"name": "m", "type": monitor, key: value} | ({"min": 0.5} if monitor == "performance" else {})]
+    raw["actions"] = [{"when": ["m"]}]
+    with pytest.raises(ConfigError, match=message):
+        policy_from_dict(raw)
+    raw["monitors"][0][key] = "auc" if monitor == "performance" else {"detector": "adwin", "test": "ks" if monitor == "prediction_drift" else "chi2"}.get(key, "ks" if key == "numeric_test" else "chi2")
+    assert policy_from_dict(raw).monitors[0].type == monitor

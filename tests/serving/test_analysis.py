@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from components.monitor.psi import psi_value
 from components.policy import Rollout, RolloutCheck
-from serving.canary.analysis import ArmStats, Outcome, analyse_step, drop_confidence_sequence, psi
+from serving.canary.analysis import ArmStats, Outcome, analyse_step, drop_confidence_sequence
 
 pytestmark = pytest.mark.unit
 
@@ -51,7 +52,8 @@ def test_prediction_shift_psi() -> None:
     shifted = tuple(reversed((1, 1, 1, 1, 1, 5, 20, 60, 120, 200)))
     d = analyse_step(ROLLOUT, arm(), arm("2", prediction_counts=shifted), step=0)
     assert d.action == "rollback" and "prediction_shift PSI" in d.reasons[0]
-    assert psi(HIST, HIST) == pytest.approx(0.0)
+    assert psi_value(HIST, HIST) == pytest.approx(0.0)
+    assert d.checks[2].value == pytest.approx(psi_value(HIST, shifted))  # the monitors' PSI
 
 
 def test_no_data_holds_and_never_passes() -> None:
@@ -108,22 +110,45 @@ def test_sequential_test_detects_a_real_drop_and_rarely_fires_when_equal() -> No
     assert (worse >= 0).mean() == 1.0 and np.median(worse) <= 300
 
 
-def test_debiased_psi_false_alarms_and_detection_at_small_samples() -> None:
-    from serving.canary.analysis import psi_debiased
-
+def test_shift_check_false_alarms_and_detection_at_small_samples() -> None:
+    """100 predictions per arm: the noise floor keeps equal arms from failing, a real shift fails."""
     rng = np.random.default_rng(3)
     edges = np.linspace(0, 1, 11)
+    rollout = Rollout(steps=[10, 100], min_requests=50, max_failed_checks=0, checks=[RolloutCheck(metric="prediction_shift", max=0.25)])
 
-    def hist(a: float, b: float, n: int) -> list[float]:
-        return list(np.histogram(rng.beta(a, b, n), edges)[0].astype(float))
+    def hist(a: float, b: float, n: int) -> tuple[float, ...]:
+        return tuple(np.histogram(rng.beta(a, b, n), edges)[0].astype(float))
 
-    null = [psi_debiased(hist(2, 5, 100), hist(2, 5, 100)) for _ in range(300)]
-    assert np.mean(np.array(null) > 0.25) < 0.05
-    shifted = [psi_debiased(hist(2, 5, 100), hist(5, 2, 100)) for _ in range(50)]
-    assert min(shifted) > 0.25
+    def shift_failed(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+        check = analyse_step(rollout, arm(prediction_counts=a), arm("2", prediction_counts=b), step=0).checks[0]
+        return check.passed is False
+
+    null = [shift_failed(hist(2, 5, 100), hist(2, 5, 100)) for _ in range(300)]
+    assert np.mean(null) < 0.01  # the floor is the 99.9% quantile of PSI under no shift
+    shifted = [shift_failed(hist(2, 5, 100), hist(5, 2, 100)) for _ in range(50)]
+    assert all(shifted)
 
 
 def test_shift_with_too_few_predictions_is_no_data() -> None:
     few = (1, 2, 3, 4, 5, 5, 4, 3, 2, 1)
     d = analyse_step(ROLLOUT, arm(), arm("2", prediction_counts=few), step=0)
     assert d.action == "hold" and d.reasons == ["prediction_shift: 30 challenger / 300 champion predictions < 100"]
+
+
+def test_labelled_outcome_counts_use_the_one_decision_rule() -> None:
+    import pandas as pd
+
+    from components.metrics import correct
+    from serving.canary.analysis import labelled_outcome_counts
+
+    rng = np.random.default_rng(11)
+    n = 400
+    joined = pd.DataFrame({"model_version": rng.choice(["1", "2"], n), "prediction": rng.random(n).round(1),
+                           "y": rng.integers(0, 2, n), "seg": rng.choice(["a", "b"], n)})
+    out = labelled_outcome_counts(joined, "y", {"accuracy", "ctr"}, "seg")
+    for version, group in joined.groupby("model_version"):
+        right = correct(group["y"], group["prediction"])  # 0.5 exactly counts as class 1
+        assert out[version]["accuracy"] == Outcome(len(group), int(right.sum()))
+        assert out[version]["ctr"] == Outcome(len(group), int(group["y"].sum()))
+        in_a = (group["seg"] == "a").to_numpy()
+        assert out[version]["accuracy[a]"] == Outcome(int(in_a.sum()), int(right[in_a].sum()))

@@ -7,15 +7,9 @@ import pandas as pd
 import pytest
 
 from components.errors import ConfigError, DataError
-from components.monitor.drift import (
-    ReferenceSummary,
-    feature_drift,
-    get_test,
-    label_drift,
-    multivariate_drift,
-    prediction_drift,
-    registered_tests,
-)
+from components.monitor.drift import feature_drift, label_drift, prediction_drift
+from components.monitor.multivariate import multivariate_drift
+from components.monitor.reference_summary import ReferenceSummary
 
 pytestmark = pytest.mark.unit
 
@@ -39,16 +33,11 @@ def by_feature(results):
     return {r.feature: r for r in results}
 
 
-def test_registry_names_kinds_and_rejects_unknown() -> None:
-    assert registered_tests("numeric") == ["ks", "cvm"]
-    assert "fet" in registered_tests("binary")
-    assert get_test("chi2", "categorical").detector == "ChiSquareDrift"
-    with pytest.raises(ConfigError, match="unknown drift test 'kl'"):
-        get_test("kl")
-    with pytest.raises(ConfigError, match="does not accept categorical"):
-        get_test("ks", "categorical")
+def test_feature_drift_rejects_a_test_for_the_wrong_kind() -> None:
     with pytest.raises(ConfigError, match="does not accept numeric"):
         feature_drift(pd.DataFrame({"a": [1.0]}), pd.DataFrame({"a": [1.0]}), ["a"], [], numeric_test="chi2")
+    with pytest.raises(ConfigError, match="gives a distance, not a p-value"):
+        feature_drift(pd.DataFrame({"a": [1.0]}), pd.DataFrame({"a": [1.0]}), ["a"], [], numeric_test="psi")
 
 
 @pytest.mark.parametrize("numeric_test", ["ks", "cvm"])
@@ -130,31 +119,78 @@ def test_tabular_matches_per_column_tests() -> None:
         feature_drift(ref, cur, NUMERIC, CATEGORICAL, numeric_test="cvm", tabular=True)
 
 
+def _alibi_feature_scores(test: str, ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    from alibi_detect.cd import ChiSquareDrift, CVMDrift, FETDrift, KSDrift
+
+    extra = {"alternative": "two-sided"} if test == "fet" else {}  # as the registry's fet
+    det = {"ks": KSDrift, "cvm": CVMDrift, "chi2": ChiSquareDrift, "fet": FETDrift}[test](ref[:, None], p_val=0.05, **extra)
+    out = det.predict(cur[:, None], drift_type="feature", return_p_val=True, return_distance=True)["data"]
+    return float(out["distance"][0]), float(out["p_val"][0])
+
+
+def _codes(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    cats = np.union1d(ref.astype(str), cur.astype(str))
+    return np.searchsorted(cats, ref.astype(str)).astype(float), np.searchsorted(cats, cur.astype(str)).astype(float)
+
+
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("categorical_test", ["chi2", "fet"])
-def test_reference_summary_matches_alibi_detect(seed: int, categorical_test: str) -> None:
+@pytest.mark.parametrize(("numeric_test", "categorical_test"), [("ks", "chi2"), ("ks", "fet"), ("cvm", "chi2")])
+def test_fast_path_p_values_equal_scipy_and_alibi_detect(seed: int, numeric_test: str, categorical_test: str) -> None:
+    """feature_drift (the ReferenceSummary fast path, what 'driftloop monitor' runs) gives
+    scipy's p-values to 1e-9, and alibi-detect's to its float32 precision."""
+    from scipy.stats import chi2_contingency, cramervonmises_2samp, fisher_exact, ks_2samp
+
     rng = np.random.default_rng(10 + seed)
     ref = frame(rng, 700)
     cur = frame(rng, 400 + 100 * seed, shift=0.1 * seed, plan_p=(0.5 - 0.05 * seed, 0.3, 0.2 + 0.05 * seed))
     cats = ["flag"] if categorical_test == "fet" else CATEGORICAL
-    naive = feature_drift(ref, cur, NUMERIC, cats, categorical_test=categorical_test, correction="fdr", p_value=0.05)
+    fast = by_feature(feature_drift(ref, cur, NUMERIC, cats, numeric_test=numeric_test, categorical_test=categorical_test, correction="fdr"))
+    for f in NUMERIC:
+        r, c = ref[f].to_numpy(float), cur[f].to_numpy(float)
+        want = ks_2samp(r, c, method="asymp") if numeric_test == "ks" else cramervonmises_2samp(r, c, method="auto")
+        assert fast[f].p_value == pytest.approx(want.pvalue, rel=1e-9, abs=1e-12)
+        assert fast[f].statistic == pytest.approx(want.statistic, rel=1e-9)
+        _, alibi_p = _alibi_feature_scores(numeric_test, r, c)
+        assert fast[f].p_value == pytest.approx(alibi_p, rel=1e-6, abs=1e-30)
+    for f in cats:
+        r, c = _codes(ref[f], cur[f])
+        table = np.array([[np.sum(r == k) for k in (0, 1, 2)], [np.sum(c == k) for k in (0, 1, 2)]])
+        table = table[:, table.sum(axis=0) > 0]
+        if categorical_test == "chi2":
+            want_p = chi2_contingency(table)[1]
+        else:
+            want_p = fisher_exact([[table[1, 1], table[0, 1]], [table[1, 0], table[0, 0]]], alternative="two-sided").pvalue
+        assert fast[f].p_value == pytest.approx(want_p, rel=1e-9, abs=1e-12)
+        assert fast[f].p_value == pytest.approx(_alibi_feature_scores(categorical_test, r, c)[1], rel=1e-6, abs=1e-30)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("categorical_test", ["chi2", "fet"])
+def test_reusable_summary_with_the_kolmogorov_shortcut_keeps_the_verdicts(seed: int, categorical_test: str) -> None:
+    rng = np.random.default_rng(10 + seed)
+    ref = frame(rng, 700)
+    cur = frame(rng, 400 + 100 * seed, shift=0.1 * seed, plan_p=(0.5 - 0.05 * seed, 0.3, 0.2 + 0.05 * seed))
+    cats = ["flag"] if categorical_test == "fet" else CATEGORICAL
+    exact = feature_drift(ref, cur, NUMERIC, cats, categorical_test=categorical_test, correction="fdr", p_value=0.05)
     summary = ReferenceSummary.fit(ref, NUMERIC, cats, categorical_test=categorical_test, correction="fdr", p_value=0.05)
     fast = summary.test(cur)
-    for a, b in zip(naive, fast, strict=True):
+    for a, b in zip(exact, fast, strict=True):
         assert (a.feature, a.test, a.drift) == (b.feature, b.test, b.drift)
         if 0.05 / 5 / 10 < a.p_value < 0.5:  # near any threshold the correction can set: the exact p-value
-            assert b.p_value == pytest.approx(a.p_value, rel=1e-4, abs=1e-10)
+            assert b.p_value == pytest.approx(a.p_value, rel=1e-9, abs=1e-12)
         else:  # far from it the fast path may use the Kolmogorov limit (same verdict)
             assert b.p_value == pytest.approx(a.p_value, rel=0.05, abs=1e-6)
-        assert b.statistic == pytest.approx(a.statistic, rel=1e-4)
+        assert b.statistic == pytest.approx(a.statistic, rel=1e-9)
         assert b.threshold == pytest.approx(a.threshold)
     again = summary.test(cur)  # the summary is reusable and unchanged by a test
     assert [r.p_value for r in again] == [r.p_value for r in fast]
 
 
-def test_reference_summary_rejects_cvm() -> None:
-    with pytest.raises(ConfigError, match="supports numeric_test 'ks'"):
-        ReferenceSummary.fit(pd.DataFrame({"a": [1.0, 2.0]}), ["a"], [], numeric_test="cvm")
+def test_reference_summary_rejects_a_distance_or_categorical_test_for_numeric_columns() -> None:
+    with pytest.raises(ConfigError, match="gives a distance, not a p-value"):
+        ReferenceSummary.fit(pd.DataFrame({"a": [1.0, 2.0]}), ["a"], [], numeric_test="psi")
+    with pytest.raises(ConfigError, match="does not accept numeric"):
+        ReferenceSummary.fit(pd.DataFrame({"a": [1.0, 2.0]}), ["a"], [], numeric_test="chi2")
 
 
 def test_prediction_and_label_drift() -> None:
@@ -201,7 +237,7 @@ def test_multivariate_mmd_tensorflow() -> None:
 def test_ks_fast_path_equals_scipy_with_ties_and_unequal_sizes() -> None:
     from scipy.stats import ks_2samp
 
-    from components.monitor.drift import _tie_ranks, ks_from_sorted
+    from components.monitor.reference_summary import _tie_ranks, ks_from_sorted
 
     rng = np.random.default_rng(11)
     for trial in range(150):

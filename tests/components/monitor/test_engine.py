@@ -174,3 +174,24 @@ def test_a_feature_drifting_in_one_segment_is_plotted_for_that_segment(ref) -> N
     centres = (np.array(dist["edges"][:-1]) + np.array(dist["edges"][1:])) / 2
     shift = float(centres @ np.array(dist["current"]) - centres @ np.array(dist["reference"]))
     assert 0.7 < shift < 1.3, "the plotted current distribution is segment b's, shifted by ~1"
+
+
+def test_feature_drift_run_does_not_import_tensorflow_or_alibi_detect() -> None:
+    """ks / cvm / chi2 / fet on numeric and categorical columns run on the fast path: a monitoring
+    run without an online detector, MMD or tabular: true never loads alibi-detect (and TensorFlow)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from tests.components.monitor.test_engine import _policy, _window\n"
+        "from components.monitor.engine import run_monitors\n"
+        "policy = _policy([{'name': 'fd', 'type': 'feature_drift', 'per_segment': True},\n"
+        "                  {'name': 'fd_cvm', 'type': 'feature_drift', 'numeric_test': 'cvm', 'features': ['x1', 'x2']},\n"
+        "                  {'name': 'pd', 'type': 'prediction_drift'}, {'name': 'ld', 'type': 'label_drift', 'test': 'fet'}])\n"
+        "report = run_monitors(policy, _window('2025-01-01', 0), _window('2025-03-01', 1, shift=0.5))\n"
+        "assert report.monitor('fd')['fired']\n"
+        "print(sorted(m for m in ('tensorflow', 'alibi_detect') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("[]"), out

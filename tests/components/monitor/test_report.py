@@ -13,7 +13,7 @@ import pytest
 from components.errors import DataError
 from components.monitor.engine import run_monitors
 from components.monitor.html import render_html, write_html
-from components.monitor.report import MonitorReport
+from components.monitor.results import MonitorReport
 from components.policy import policy_from_dict
 
 pytestmark = pytest.mark.unit

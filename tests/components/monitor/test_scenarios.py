@@ -16,7 +16,7 @@ import pytest
 from components.data.scenarios import SCENARIOS, generate
 from components.monitor.engine import run_monitors
 from components.monitor.html import write_html
-from components.monitor.report import MonitorReport
+from components.monitor.results import MonitorReport
 from components.policy import Policy, load_policy
 
 pytestmark = pytest.mark.integration

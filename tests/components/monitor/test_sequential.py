@@ -97,3 +97,15 @@ def test_bad_settings_and_input() -> None:
         sprt([0, 2], p0=0.1, relative_drop=0.2)
     with pytest.raises(DataError, match="column 'clicked' is missing"):
         sprt_by_cohort(pd.DataFrame({"c": ["a"]}), "c", "clicked", {"a": 0.1}, relative_drop=0.2)
+
+
+def test_llr_increments_are_the_path_the_test_walked() -> None:
+    from components.monitor.sequential import llr_increments
+
+    rng = np.random.default_rng(5)
+    clicks = (rng.random(4000) < 0.06).astype(int)
+    r = sprt(clicks, p0=0.10, relative_drop=0.3, alpha=0.01, beta=0.1)
+    assert r.drift
+    path = np.cumsum(llr_increments(clicks, r.details["p0"], r.details["p1"]))
+    assert path[r.detected_at] == pytest.approx(r.details["llr"]) and path[r.detected_at] >= r.details["upper"]
+    assert (path[: r.detected_at] < r.details["upper"]).all()

@@ -1,0 +1,107 @@
+"""The monitors' shared inputs: both windows prepared once, scoped by segment, with the baseline.
+
+:func:`prepare_window` puts a window in time order (row positions in ``detected_at`` refer
+to that order) and adds the predicted class; :class:`MonitorContext` hands each monitor
+runner (``components.monitor.runners``) the reference and current rows of its scope, the
+labelled rows, and the champion's baseline metric.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from components.metrics import predicted_class
+from components.monitor.results import TestResult
+
+if TYPE_CHECKING:
+    from components.policy import Policy
+
+PRED_LABEL = "_driftloop_pred_label"  # thresholded prediction, added for slicing
+
+
+def prepare_window(policy: Policy, df: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps as UTC datetimes, rows in time order (stable, so ties keep input order)."""
+    out = df.copy()
+    out[policy.timestamp] = pd.to_datetime(out[policy.timestamp], utc=True)
+    out = out.sort_values(policy.timestamp, kind="mergesort").reset_index(drop=True)
+    if policy.prediction in out.columns:
+        out[PRED_LABEL] = predicted_class(out[policy.prediction])
+    return out
+
+
+def window_summary(policy: Policy, df: pd.DataFrame) -> dict[str, Any]:
+    """``{"start", "end", "rows", "labelled"}`` of a prepared window."""
+    ts = df[policy.timestamp]
+    labelled = int(df[policy.label].notna().sum()) if policy.label in df.columns else 0
+    return {"start": ts.iloc[0].isoformat(), "end": ts.iloc[-1].isoformat(), "rows": len(df), "labelled": labelled}
+
+
+@dataclasses.dataclass
+class MonitorContext:
+    """The policy, both prepared windows and the champion's baseline metrics."""
+
+    policy: Policy
+    ref: pd.DataFrame
+    cur: pd.DataFrame
+    baseline: dict[str, Any]
+
+    def scopes(self, m: Any) -> list[tuple[str | None, pd.DataFrame, pd.DataFrame]]:
+        """(segment, reference rows, current rows) for the whole window and/or each segment."""
+        seg_col = self.policy.segment_column
+        if m.segment is not None:
+            return [(m.segment, self.segment_rows(self.ref, seg_col, m.segment), self.segment_rows(self.cur, seg_col, m.segment))]
+        scopes: list[tuple[str | None, pd.DataFrame, pd.DataFrame]] = [(None, self.ref, self.cur)]
+        if m.per_segment and self.policy.segments:
+            for value in self.policy.segments.values:
+                scopes.append((value, self.segment_rows(self.ref, seg_col, value), self.segment_rows(self.cur, seg_col, value)))
+        return scopes
+
+    @staticmethod
+    def segment_rows(df: pd.DataFrame, col: str | None, value: str) -> pd.DataFrame:
+        return df[df[col].astype(str) == value]
+
+    def labelled(self, df: pd.DataFrame, scored: bool = False) -> pd.DataFrame:
+        """Rows whose label is known (and, if ``scored``, that also have a prediction)."""
+        if self.policy.label not in df.columns:
+            return df.iloc[0:0]
+        keep = df[self.policy.label].notna()
+        if scored:
+            keep &= df[self.policy.prediction].notna()
+        return df[keep]
+
+    def baseline_metric(self, metric: str, segment: str | None) -> float | None:
+        """The champion's metric from ``baseline``, else computed on the labelled reference."""
+        b = self.baseline
+        if segment is not None and metric in ((b.get("segments") or {}).get(segment) or {}):
+            return float(b["segments"][segment][metric])
+        if segment is None:
+            if metric in (b.get("overall") or {}):
+                return float(b["overall"][metric])
+            if isinstance(b.get(metric), int | float):
+                return float(b[metric])
+        ref = self.labelled(self.ref, scored=True)
+        if segment is not None:
+            ref = self.segment_rows(ref, self.policy.segment_column, segment)
+        if len(ref) == 0 or ref[self.policy.label].nunique() < 2 and metric in ("auc", "gini"):
+            return None
+        from components.monitor.performance import compute_metrics
+
+        value = compute_metrics(ref[self.policy.label].astype(int).to_numpy(), ref[self.policy.prediction].to_numpy()).get(metric)
+        return None if value is None or not np.isfinite(value) else float(value)
+
+
+def insufficient(test: str, n: int, need: int, **labels: Any) -> TestResult:
+    """An ``insufficient_data`` result: ``n`` rows where the monitor needs ``need``."""
+    return TestResult(test=test, statistic=None, p_value=None, threshold=None, drift=False, status="insufficient_data",
+                      details={"n": n, "min_samples": need}, **labels)
+
+
+def row_of(positions: np.ndarray, stream_pos: int | None) -> int | None:
+    """Map a position in a filtered stream back to its row in the full time-ordered window."""
+    if stream_pos is None or stream_pos < 0 or stream_pos >= len(positions):
+        return stream_pos
+    return int(positions[stream_pos])
