@@ -35,6 +35,7 @@ from pydantic import (
 from components.errors import ConfigError
 from components.metrics import LOWER_IS_BETTER, METRICS  # noqa: F401 - LOWER_IS_BETTER re-exported
 from components.monitor.concept import DETECTORS
+from components.monitor.estimated import ESTIMABLE
 from components.monitor.runners import MONITOR_TYPES
 from components.monitor.stattests import get_stattest
 
@@ -69,6 +70,7 @@ NumericTest = Annotated[str, AfterValidator(_stattest("num"))]
 CategoricalTest = Annotated[str, AfterValidator(_stattest("cat"))]
 Detector = Annotated[str, AfterValidator(_one_of(DETECTORS, "concept-drift detector"))]
 PerformanceMetric = Annotated[str, AfterValidator(_one_of(METRICS, "metric"))]
+EstimableMetric = Annotated[str, AfterValidator(_one_of(ESTIMABLE, "metric that can be estimated without labels"))]
 
 
 class _Strict(BaseModel):
@@ -141,6 +143,26 @@ class PerformanceMonitor(_MonitorBase):
         return self
 
 
+class EstimatedPerformanceMonitor(_MonitorBase):
+    """A metric estimated from predictions alone (CBPE), against the same limits as ``performance``.
+
+    Fires before the labels arrive; blind to pure concept drift, so keep a labelled
+    ``performance`` or ``concept_drift`` monitor beside it.
+    """
+
+    type: Literal["estimated_performance"]
+    metric: EstimableMetric
+    min: float | None = None  # fire when the estimate's band lies wholly below
+    max_relative_drop: float | None = Field(None, gt=0, lt=1)  # ... or below baseline * (1 - drop)
+    seed: int = 0  # for the calibration split and the sampling-error bootstrap
+
+    @model_validator(mode="after")
+    def _needs_a_threshold(self) -> EstimatedPerformanceMonitor:
+        if self.min is None and self.max_relative_drop is None:
+            raise ValueError("set min or max_relative_drop")
+        return self
+
+
 class ConceptDriftMonitor(_MonitorBase):
     """An online detector over the time-ordered stream of prediction errors."""
 
@@ -164,7 +186,8 @@ class SequentialMonitor(_MonitorBase):
 
 
 Monitor = Annotated[
-    FeatureDriftMonitor | PredictionDriftMonitor | LabelDriftMonitor | PerformanceMonitor | ConceptDriftMonitor | SequentialMonitor,
+    FeatureDriftMonitor | PredictionDriftMonitor | LabelDriftMonitor | PerformanceMonitor | EstimatedPerformanceMonitor
+    | ConceptDriftMonitor | SequentialMonitor,
     Field(discriminator="type"),
 ]
 

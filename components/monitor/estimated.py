@@ -217,8 +217,12 @@ def estimate_check(
     max_relative_drop: float | None = None,
     min_samples: int = 100,
     segment: str | None = None,
+    baseline: float | None = None,
 ) -> TestResult:
-    """The estimated ``metric`` of a window against a floor and/or a relative drop from the reference.
+    """The estimated ``metric`` of a window against a floor and/or a relative drop from a baseline.
+
+    ``baseline`` defaults to the realised metric on the estimator's reference (the monitor
+    passes the champion's registered baseline, as the labelled performance monitor does).
 
     Fires when the band's upper edge lies below the binding floor, so an estimate that is
     merely noisy near the limit does not fire. ``labels`` (optional, NaN where not yet
@@ -239,7 +243,7 @@ def estimate_check(
         raise DataError(f"the window has {int(np.isnan(s).sum())} rows without a prediction", fix="drop them before estimating")
     value = expected_metrics(estimator.calibration(s), s)[metric] if len(s) else float("nan")
     half = estimator.band(metric, len(s))
-    baseline = estimator.baseline.get(metric)
+    baseline = estimator.baseline.get(metric) if baseline is None else baseline
     floors = [v for v in (min,) if v is not None]
     if max_relative_drop is not None and baseline is not None and not math.isnan(baseline):
         floors.append(baseline - abs(baseline) * max_relative_drop)

@@ -55,8 +55,15 @@ class TestResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict (NaN and inf become ``None``)."""
-        return {k: json_safe(v) for k, v in asdict(self).items()}
+        """A JSON-safe dict (NaN and inf become ``None``).
+
+        Estimates (``test == "cbpe"``) also carry their band and the realised value at the
+        top level (``lower``, ``upper``, ``realised``), where a reader compares them.
+        """
+        out = {k: json_safe(v) for k, v in asdict(self).items()}
+        if self.test == "cbpe":
+            out.update({k: json_safe(self.details.get(k)) for k in ("lower", "upper", "realised")})
+        return out
 
 
 @dataclass

@@ -6,7 +6,7 @@ slices, traces). The policy validates a monitor's ``type`` against :data:`MONITO
 and the engine dispatches through :data:`RUNNERS`, so a type is declared here once.
 
 >>> MONITOR_TYPES
-('feature_drift', 'prediction_drift', 'label_drift', 'performance', 'concept_drift', 'sequential')
+('feature_drift', 'prediction_drift', 'label_drift', 'performance', 'estimated_performance', 'concept_drift', 'sequential')
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from components.monitor.context import MonitorContext
 from components.monitor.runners import (
     concept_drift,
+    estimated_performance,
     feature_drift,
     label_drift,
     performance,
@@ -31,6 +32,7 @@ RUNNERS: dict[str, Runner] = {
     "prediction_drift": prediction_drift.run,
     "label_drift": label_drift.run,
     "performance": performance.run,
+    "estimated_performance": estimated_performance.run,
     "concept_drift": concept_drift.run,
     "sequential": sequential.run,
 }

@@ -132,3 +132,51 @@ def test_bad_input_names_the_fix() -> None:
     with pytest.raises(DataError, match="cannot be estimated"):
         estimate_check(est, s, "log_loss", min=0.5)
     assert estimate_check(est, s[:20], "accuracy", min=0.5).status == "insufficient_data"
+
+
+def _frames(seed: int, shift: float, with_labels: bool) -> tuple:
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for n, sh, start in ((4000, 0.0, "2025-01-01"), (1500, shift, "2025-02-01")):
+        x = rng.normal(sh, 1.0, n)
+        p = 1 / (1 + np.exp(-2 * x))
+        frames.append(pd.DataFrame({"id": np.arange(n), "ts": pd.date_range(start, periods=n, freq="min", tz="UTC"), "x": x,
+                                    "y": (rng.random(n) < p).astype(int), "prediction": p}))
+    ref, cur = frames
+    return ref, cur if with_labels else cur.drop(columns=["y"])
+
+
+def _policy():
+    from components.policy import policy_from_dict
+
+    return policy_from_dict({"model": "m", "entity": "id", "timestamp": "ts", "label": "y", "features": ["x"],
+                             "monitors": [{"name": "est_acc", "type": "estimated_performance", "metric": "accuracy", "max_relative_drop": 0.08}],
+                             "actions": [{"when": ["est_acc"], "strategy": "full"}]})
+
+
+def test_engine_fires_without_a_label_column_and_reports_the_band() -> None:
+    from components.monitor.engine import run_monitors
+
+    quiet = run_monitors(_policy(), *_frames(0, 0.0, with_labels=False))
+    assert not quiet.monitor("est_acc")["fired"]
+    ref, cur = _frames(0, 0.0, with_labels=False)
+    crowded = cur.assign(x=cur["x"] * 0.15, prediction=1 / (1 + np.exp(-2 * cur["x"] * 0.15)))  # inputs crowd the boundary
+    report = run_monitors(_policy(), ref, crowded)
+    entry = report.monitor("est_acc")
+    assert entry["fired"] and "estimated accuracy" in entry["summary"]
+    (result,) = [r if isinstance(r, dict) else r.to_dict() for r in entry["results"]]
+    assert result["lower"] < result["statistic"] < result["upper"] and result["realised"] is None
+    assert "concept drift" in entry["blind_spot"]
+
+
+def test_engine_shows_estimate_and_realised_side_by_side_once_labels_land() -> None:
+    import json
+
+    from components.monitor.engine import run_monitors
+
+    report = run_monitors(_policy(), *_frames(1, -0.5, with_labels=True))
+    (result,) = json.loads(report.to_json())["monitors"][0]["results"]
+    assert result["realised"] is not None and abs(result["statistic"] - result["realised"]) < 0.04
+    assert abs(result["details"]["error"]) < 0.04
