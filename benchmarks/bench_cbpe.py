@@ -355,7 +355,7 @@ def plot(data: Dataset, ours: Estimates, peer: Estimates, truth: dict[str, dict[
     names = [w.name for w in data.windows]
     fig, axes = plt.subplots(len(METRICS), 1, figsize=(max(8, 0.3 * len(x) + 4), 3.2 * len(METRICS)), sharex=True)
     nan3 = (float("nan"),) * 3
-    for ax, metric in zip(np.atleast_1d(axes), METRICS):
+    for ax, metric in zip(np.atleast_1d(axes), METRICS, strict=True):
         ax.plot(x, [truth[n][metric] for n in names], "k-o", ms=3, label="realised")
         for side, colour in ((ours, "tab:blue"), (peer, "tab:orange")):
             vals = np.array([side.values.get(n, {}).get(metric, nan3) for n in names], dtype=float)
