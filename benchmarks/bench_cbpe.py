@@ -57,6 +57,8 @@ METRICS = ("accuracy", "auc")
 SCENARIOS = ("churn", "credit", "fraud", "recsys", "concept")
 PUBLIC = ("car_loan", "employment_ma")
 NANNYML = "nannyml==0.13.1"
+# nannyml 0.13.1 imports statsmodels (plots/joy_plot.py) without declaring it; pyarrow reads our parquet
+PEER_PACKAGES = (NANNYML, "pyarrow", "statsmodels")
 PEER_VENV = ROOT / ".driftloop" / "bench-venvs" / "nannyml"
 PEER_SCRIPT = ROOT / "benchmarks" / "peers" / "nannyml_cbpe.py"
 DATA_DIR = ROOT / ".driftloop" / "bench-data"
@@ -231,15 +233,16 @@ def peer_frame(labels: Any, scores: Any, window: str | None = None) -> pd.DataFr
 def ensure_peer_venv(venv: Path = PEER_VENV, python: str = "python3.11") -> tuple[Path | None, str]:
     """The peer's python, creating the venv on first use; ``(None, why)`` when it cannot be had."""
     exe = venv / "bin" / "python"
-    marker = venv / ".installed"
-    if exe.exists() and marker.exists():
+    marker = venv / ".installed"  # what was installed; a changed package list reinstalls
+    wanted = " ".join(PEER_PACKAGES) + "\n"
+    if exe.exists() and marker.exists() and marker.read_text() == wanted:
         return exe, ""
     try:
         if not exe.exists():
             print(f"  creating the peer venv {venv} ({python} -m venv) ...", flush=True)
             subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True, text=True, timeout=300)
-        print(f"  installing {NANNYML} and pyarrow into it (first use only; a few minutes) ...", flush=True)
-        subprocess.run([str(exe), "-m", "pip", "install", "-q", NANNYML, "pyarrow"], check=True, capture_output=True, text=True, timeout=1800)
+        print(f"  installing {', '.join(PEER_PACKAGES)} into it (first use only; a few minutes) ...", flush=True)
+        subprocess.run([str(exe), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True, capture_output=True, text=True, timeout=1800)
     except FileNotFoundError:
         return None, f"{python} not found: install Python 3.11 to run NannyML's CBPE next to ours"
     except subprocess.CalledProcessError as exc:
@@ -247,7 +250,7 @@ def ensure_peer_venv(venv: Path = PEER_VENV, python: str = "python3.11") -> tupl
         return None, f"could not set up {venv}: {' '.join(exc.cmd[:4])} ... failed: {tail[0]}"
     except subprocess.TimeoutExpired:
         return None, f"setting up {venv} took too long"
-    marker.write_text(NANNYML + "\n")
+    marker.write_text(wanted)
     print("  peer venv ready", flush=True)
     return exe, ""
 
@@ -301,8 +304,8 @@ def mean_abs_error(est: Estimates, truth: dict[str, dict[str, float]], metric: s
     return float(np.mean(errors)) if errors else float("nan")
 
 
-def _fmt(x: float, width: int = 6) -> str:
-    return f"{'-':>{width}}" if math.isnan(x) else f"{x:{width}.4f}"
+def _fmt(x: float, width: int = 6, digits: int = 4) -> str:
+    return f"{'-':>{width}}" if math.isnan(x) else f"{x:{width}.{digits}f}"
 
 
 def window_table(data: Dataset, ours: Estimates, peer: Estimates, truth: dict[str, dict[str, float]], metric: str) -> str:
@@ -324,11 +327,11 @@ def summary_line(ours: Estimates, peer: Estimates, truth: dict[str, dict[str, fl
 
     >>> o = Estimates("ours", {"a": {"auc": (0.8, 0, 1)}}); p = Estimates("nannyml", {"a": {"auc": (0.9, 0, 1)}})
     >>> summary_line(o, p, {"a": {"auc": 0.85}}, "auc")
-    'auc: MAE ours 0.0500, nannyml 0.0500, ratio ours/nannyml 1.00'
+    'auc: MAE ours 0.05000, nannyml 0.05000, ratio ours/nannyml 1.00'
     """
     mo, mp = mean_abs_error(ours, truth, metric), mean_abs_error(peer, truth, metric)
     ratio = mo / mp if mp > 0 else float("nan")
-    return f"{metric}: MAE ours {_fmt(mo, 0)}, nannyml {_fmt(mp, 0)}, ratio ours/nannyml {'-' if math.isnan(ratio) else f'{ratio:.2f}'}"
+    return f"{metric}: MAE ours {_fmt(mo, 0, 5)}, nannyml {_fmt(mp, 0, 5)}, ratio ours/nannyml {'-' if math.isnan(ratio) else f'{ratio:.2f}'}"
 
 
 def blind_spot(data: Dataset, ours: Estimates, truth: dict[str, dict[str, float]], metric: str = "accuracy") -> str:
@@ -428,8 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells = []
         for m in METRICS:
             o, p = r["ours"][m], r["nannyml"][m]
-            cells += [_fmt(o, 9), _fmt(p, 9), f"{o / p:6.2f}" if p > 0 else f"{'-':>6}"]
-        print(f"{name:<14} {' '.join(cells)} {r['seconds']['ours']:7.2f} {_fmt(r['seconds']['nannyml'], 7)[:7]}")
+            cells += [_fmt(o, 9, 5), _fmt(p, 9, 5), f"{o / p:6.2f}" if p > 0 else f"{'-':>6}"]
+        print(f"{name:<14} {' '.join(cells)} {r['seconds']['ours']:7.2f} {_fmt(r['seconds']['nannyml'], 7, 2)}")
     return 0
 
 

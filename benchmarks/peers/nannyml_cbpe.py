@@ -55,8 +55,10 @@ def main() -> None:
     out: dict[str, dict[str, dict[str, float | None]]] = {}
     started = time.perf_counter()
     for name, frame in windows.groupby("window", sort=False):
-        result = estimator.estimate(frame.drop(columns=["window"]).reset_index(drop=True)).to_df()
-        row = result.iloc[0]
+        # labels withheld: the estimate must come from the scores alone
+        result = estimator.estimate(frame.drop(columns=["window", "y_true"]).reset_index(drop=True)).to_df()
+        # the result also carries the reference's own chunk; the window is the analysis row
+        row = result[result[("chunk", "period")] == "analysis"].iloc[-1]
         out[str(name)] = {
             ours: {"value": _number(row[(theirs, "value")]),
                    "lower": _number(row[(theirs, "lower_confidence_boundary")]),
