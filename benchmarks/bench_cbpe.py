@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,7 @@ class Estimates:
     values: dict[str, dict[str, tuple[float, float, float]]] = field(default_factory=dict)
     seconds: float = float("nan")
     missing: str = ""
+    note: str = ""
 
 
 # ---------------------------------------------------------------- windows
@@ -213,7 +214,9 @@ def estimate_ours(data: Dataset, seed: int = 0) -> Estimates:
             value = float("nan") if res.statistic is None else float(res.statistic)
             out.values[w.name][metric] = (value, float(res.details["lower"]), float(res.details["upper"]))
     out.seconds = time.perf_counter() - started
-    out.missing = "" if estimator.calibration.trusted else "calibration flagged untrusted"
+    cal = estimator.calibration
+    out.note = (f"calibration {cal.method}, held-out ECE {cal.holdout_ece:.4f} (raw scores {cal.holdout_ece_raw:.4f}), "
+                f"{'trusted' if cal.trusted else 'FLAGGED: not trusted'}")
     return out
 
 
@@ -292,15 +295,15 @@ def realised(data: Dataset) -> dict[str, dict[str, float]]:
     return {w.name: realised_metrics(w.labels, w.scores) for w in data.windows}
 
 
-def mean_abs_error(est: Estimates, truth: dict[str, dict[str, float]], metric: str) -> float:
-    """MAE over the windows where both the estimate and the realised value exist.
+def mean_abs_error(est: Estimates, truth: dict[str, dict[str, float]], metric: str, only: Collection[str] | None = None) -> float:
+    """MAE over the windows (``only`` these, if given) where both the estimate and the realised value exist.
 
     >>> e = Estimates("x", {"a": {"accuracy": (0.9, 0, 1)}, "b": {"accuracy": (0.7, 0, 1)}})
     >>> round(mean_abs_error(e, {"a": {"accuracy": 0.8}, "b": {"accuracy": 0.8}}, "accuracy"), 3)
     0.1
     """
     errors = [abs(est.values[w][metric][0] - t[metric]) for w, t in truth.items()
-              if w in est.values and not math.isnan(t[metric]) and not math.isnan(est.values[w][metric][0])]
+              if w in est.values and (only is None or w in only) and not math.isnan(t[metric]) and not math.isnan(est.values[w][metric][0])]
     return float(np.mean(errors)) if errors else float("nan")
 
 
@@ -322,14 +325,15 @@ def window_table(data: Dataset, ours: Estimates, peer: Estimates, truth: dict[st
     return "\n".join(lines)
 
 
-def summary_line(ours: Estimates, peer: Estimates, truth: dict[str, dict[str, float]], metric: str) -> str:
+def summary_line(ours: Estimates, peer: Estimates, truth: dict[str, dict[str, float]], metric: str,
+                 only: Collection[str] | None = None) -> str:
     """``MAE ours, MAE nannyml, ratio ours/nannyml`` for one metric.
 
     >>> o = Estimates("ours", {"a": {"auc": (0.8, 0, 1)}}); p = Estimates("nannyml", {"a": {"auc": (0.9, 0, 1)}})
     >>> summary_line(o, p, {"a": {"auc": 0.85}}, "auc")
     'auc: MAE ours 0.05000, nannyml 0.05000, ratio ours/nannyml 1.00'
     """
-    mo, mp = mean_abs_error(ours, truth, metric), mean_abs_error(peer, truth, metric)
+    mo, mp = mean_abs_error(ours, truth, metric, only), mean_abs_error(peer, truth, metric, only)
     ratio = mo / mp if mp > 0 else float("nan")
     return f"{metric}: MAE ours {_fmt(mo, 0, 5)}, nannyml {_fmt(mp, 0, 5)}, ratio ours/nannyml {'-' if math.isnan(ratio) else f'{ratio:.2f}'}"
 
@@ -390,10 +394,13 @@ def run_dataset(data: Dataset, peer_python: Path | None, why: str) -> dict[str, 
     for metric in METRICS:
         print(f"\n-- {metric}\n{window_table(data, ours, peer, truth, metric)}")
     print()
+    before = [w.name for w in data.windows if not w.after_onset]
     for metric in METRICS:
         print("   " + summary_line(ours, peer, truth, metric))
-    note = f" ({ours.missing})" if ours.missing else ""
-    print(f"   time: ours {ours.seconds:.2f} s{note}; nannyml "
+        if 0 < len(before) < len(data.windows):  # calibration quality, apart from what the drift does
+            print("     before the onset only: " + summary_line(ours, peer, truth, metric, before).split(": ", 1)[1])
+    print(f"   ours: {ours.note}")
+    print(f"   time: ours {ours.seconds:.2f} s; nannyml "
           + (f"{peer.seconds:.2f} s {peer.missing}" if peer.values else f"missing: {peer.missing}"))
     path = plot(data, ours, peer, truth, OUT_DIR / f"cbpe_{data.name}.png")
     print(f"   plot: {path.relative_to(ROOT)}")

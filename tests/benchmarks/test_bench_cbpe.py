@@ -63,6 +63,7 @@ def test_ours_tracks_realised_on_calibrated_scores_and_misses_concept_drift() ->
     ours = bench.estimate_ours(_dataset())
     assert set(ours.values) == {"w0", "w1", "w2", "w3"}
     assert bench.mean_abs_error(ours, truth, "accuracy") < 0.02
+    assert "calibration" in ours.note and "held-out ECE" in ours.note
     for w, metrics in ours.values.items():
         value, lower, upper = metrics["accuracy"]
         assert lower < value < upper, w
@@ -72,6 +73,8 @@ def test_ours_tracks_realised_on_calibrated_scores_and_misses_concept_drift() ->
     # same scores, so the estimate is unchanged while the realised accuracy collapses
     assert blind.values["w3"]["accuracy"][0] == pytest.approx(ours.values["w3"]["accuracy"][0])
     assert abs(blind.values["w3"]["accuracy"][0] - flipped_truth["w3"]["accuracy"]) > 0.3
+    before = [w.name for w in flipped.windows if not w.after_onset]
+    assert bench.mean_abs_error(blind, flipped_truth, "accuracy", only=before) < 0.02  # the flip is after the onset
     text = bench.blind_spot(flipped, blind, flipped_truth)
     assert "before onset" in text and "after onset" in text
 
