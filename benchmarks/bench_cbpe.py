@@ -51,7 +51,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from components.metrics import predicted_class  # noqa: E402
-from components.monitor.estimated import estimate_check, fit_estimator, realised_metrics  # noqa: E402
+from components.monitor.estimated import (  # noqa: E402
+    estimate_check,
+    expected_metrics,
+    fit_estimator,
+    realised_metrics,
+)
 
 METRICS = ("accuracy", "auc")
 SCENARIOS = ("churn", "credit", "fraud", "recsys", "concept")
@@ -217,6 +222,15 @@ def estimate_ours(data: Dataset, seed: int = 0) -> Estimates:
     cal = estimator.calibration
     out.note = (f"calibration {cal.method}, held-out ECE {cal.holdout_ece:.4f} (raw scores {cal.holdout_ece_raw:.4f}), "
                 f"{'trusted' if cal.trusted else 'FLAGGED: not trusted'}")
+    return out
+
+
+def estimate_uncalibrated(data: Dataset) -> Estimates:
+    """The expected metrics of the raw scores, no calibration: what calibration has to beat."""
+    out = Estimates("raw scores")
+    for w in data.windows:
+        values = expected_metrics(w.scores, w.scores)
+        out.values[w.name] = {m: (values[m], float("nan"), float("nan")) for m in METRICS}
     return out
 
 
@@ -399,7 +413,9 @@ def run_dataset(data: Dataset, peer_python: Path | None, why: str) -> dict[str, 
         print("   " + summary_line(ours, peer, truth, metric))
         if 0 < len(before) < len(data.windows):  # calibration quality, apart from what the drift does
             print("     before the onset only: " + summary_line(ours, peer, truth, metric, before).split(": ", 1)[1])
-    print(f"   ours: {ours.note}")
+    raw = estimate_uncalibrated(data)
+    print(f"   ours: {ours.note}; MAE if the raw scores were used uncalibrated: "
+          + ", ".join(f"{m} {_fmt(mean_abs_error(raw, truth, m), 0, 5)}" for m in METRICS))
     print(f"   time: ours {ours.seconds:.2f} s; nannyml "
           + (f"{peer.seconds:.2f} s {peer.missing}" if peer.values else f"missing: {peer.missing}"))
     path = plot(data, ours, peer, truth, OUT_DIR / f"cbpe_{data.name}.png")

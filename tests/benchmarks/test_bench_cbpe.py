@@ -64,6 +64,8 @@ def test_ours_tracks_realised_on_calibrated_scores_and_misses_concept_drift() ->
     assert set(ours.values) == {"w0", "w1", "w2", "w3"}
     assert bench.mean_abs_error(ours, truth, "accuracy") < 0.02
     assert "calibration" in ours.note and "held-out ECE" in ours.note
+    raw = bench.estimate_uncalibrated(_dataset())  # these scores are calibrated already: raw is as good
+    assert abs(bench.mean_abs_error(raw, truth, "accuracy") - bench.mean_abs_error(ours, truth, "accuracy")) < 0.01
     for w, metrics in ours.values.items():
         value, lower, upper = metrics["accuracy"]
         assert lower < value < upper, w
