@@ -12,8 +12,8 @@ matrix of a window, and every metric built from it, follows from the scores alon
   ``2 * AUC - 1``.
 
 Scores are first calibrated on the reference window, where the labels are known, by the
-method (isotonic or Platt) with the lower calibration error over score deciles on a held-out
-half of it; the report says when
+method (none, isotonic or Platt) with the lowest calibration error over score deciles on a
+held-out half of it; the report says when
 even the better one leaves the reference badly calibrated (``trusted`` False), because then
 the estimate is not to be believed. The band is the realised metric's sampling error on
 reference subsamples of the window's size (3 standard errors, as NannyML does).
@@ -26,7 +26,7 @@ construction: keep the concept-drift monitors on the labelled error stream in th
 >>> p = rng.beta(2, 5, 4000)
 >>> y = (rng.random(4000) < p).astype(int)                  # calibrated scores
 >>> est = fit_estimator(y, p, seed=0)
->>> est.calibration.method in ("isotonic", "platt"), est.calibration.trusted
+>>> est.calibration.method in ("identity", "isotonic", "platt"), est.calibration.trusted
 (True, True)
 >>> round(expected_metrics(est.calibration(p), p)["accuracy"], 2), round(realised_metrics(y, p)["accuracy"], 2)
 (0.74, 0.74)
@@ -52,7 +52,7 @@ _SE_SAMPLE = 1000  # reference subsample size at which the standard error is mea
 
 @dataclass(frozen=True)
 class Calibration:
-    """Maps raw scores to calibrated P(label = 1); ``method`` is ``isotonic`` or ``platt``."""
+    """Maps raw scores to calibrated P(label = 1); ``method`` is ``identity``, ``isotonic`` or ``platt``."""
 
     method: str
     holdout_ece: float  # ranked_calibration_error of the chosen method on the held-out half of the reference
@@ -65,6 +65,8 @@ class Calibration:
 
     def __call__(self, scores: Any) -> np.ndarray:
         s = np.asarray(scores, dtype=float)
+        if self.method == "identity":
+            return np.clip(s, 0.0, 1.0)
         if self.method == "platt":
             return np.asarray(self.model.predict_proba(_logit(s).reshape(-1, 1))[:, 1], dtype=float)
         return np.clip(np.asarray(self.model.predict(s), dtype=float), 0.0, 1.0)
@@ -91,7 +93,7 @@ def _logit(s: np.ndarray) -> np.ndarray:
 
 
 def fit_calibration(labels: Any, scores: Any, seed: int = 0) -> Calibration:
-    """Pick isotonic or Platt by held-out Brier score on the reference, then refit on all of it."""
+    """Keep the raw scores, or pick isotonic or Platt, by held-out calibration error over score deciles; refit on all of the reference."""
     from sklearn.isotonic import IsotonicRegression
     from sklearn.linear_model import LogisticRegression
 
@@ -107,13 +109,16 @@ def fit_calibration(labels: Any, scores: Any, seed: int = 0) -> Calibration:
             model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(ss, yy)
         return Calibration(method, float("nan"), float("nan"), model)
 
-    scored = []
-    for method in ("isotonic", "platt"):
+    raw_ece = ranked_calibration_error(y[hold], s[hold], s[hold])
+    # the raw scores compete too: a calibrator fitted on half the reference can add more
+    # noise than it removes when the model is already calibrated (listed first: ties keep it)
+    scored = [(raw_ece, 0, "identity")]
+    for rank, method in enumerate(("isotonic", "platt"), start=1):
         cal = make(method, y[fit], s[fit])
-        scored.append((ranked_calibration_error(y[hold], cal(s[hold]), s[hold]), method))
-    ece, method = min(scored)
-    final = make(method, y, s)
-    return Calibration(method, ece, ranked_calibration_error(y[hold], s[hold], s[hold]), final.model)
+        scored.append((ranked_calibration_error(y[hold], cal(s[hold]), s[hold]), rank, method))
+    ece, _, method = min(scored)
+    final = make(method, y, s) if method != "identity" else Calibration("identity", ece, raw_ece, None)
+    return Calibration(method, ece, raw_ece, final.model)
 
 
 def ranked_calibration_error(labels: np.ndarray, probs: np.ndarray, scores: np.ndarray, bins: int = 10) -> float:

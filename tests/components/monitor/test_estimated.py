@@ -180,3 +180,14 @@ def test_engine_shows_estimate_and_realised_side_by_side_once_labels_land() -> N
     (result,) = json.loads(report.to_json())["monitors"][0]["results"]
     assert result["realised"] is not None and abs(result["statistic"] - result["realised"]) < 0.04
     assert abs(result["details"]["error"]) < 0.04
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_calibration_never_worse_than_the_raw_scores_on_held_out(seed: int) -> None:
+    from components.monitor.estimated import fit_calibration
+
+    rng = np.random.default_rng(seed)
+    p = 1 / (1 + np.exp(-2 * rng.normal(size=8000)))
+    y = (rng.random(8000) < p).astype(int)
+    cal = fit_calibration(y, p, seed=seed)
+    assert cal.holdout_ece <= cal.holdout_ece_raw
