@@ -25,6 +25,8 @@ def training_steps(target: str, policy: Any, strategy: Any, end: Any, window: An
                    decision_key: Any = "", then: Callable[[Any], Any] | None = None) -> tuple[Any, Any]:
     """Add training, evaluation and registration; return (evaluate task, register task).
 
+    ``window`` is the training window's length ("48h", "" = the policy action's); ``end`` its end.
+
     ``then(register_task)`` adds steps that run only when the registration made a new
     ``challenger`` (the canary rollout): not for a first champion, nor for a gate failure.
     """
@@ -38,7 +40,7 @@ def training_steps(target: str, policy: Any, strategy: Any, end: Any, window: An
     server_step(time_dependent(gate), target)  # the champion can change between runs
     gate.set_display_name("champion vs challenger")
     reg = register(policy=policy, model=fit.outputs["model"], train_data=data.outputs["train_data"], holdout=data.outputs["holdout"],
-                   verdict=gate.outputs["verdict"], window=data.outputs["Output"], strategy=strategy, cohort=cohort,
+                   verdict=gate.outputs["verdict"], time_range=data.outputs["Output"], strategy=strategy, cohort=cohort,
                    decision_key=decision_key, workdir=workdir)
     server_step(time_dependent(reg), target)
     reg.set_display_name("register and alias")

@@ -88,8 +88,11 @@ def evaluate(policy: str, model: Input[Model], holdout: Input[Dataset], workdir:
 
 @component
 def register(policy: str, model: Input[Model], train_data: Input[Dataset], holdout: Input[Dataset], verdict: Input[Artifact],
-             window: str, strategy: str, cohort: str, decision_key: str, workdir: str, metrics: Output[Metrics]) -> str:
-    """Register the model with its verdict and lineage; apply the alias rule. Returns the alias it holds ("" for none)."""
+             time_range: str, strategy: str, cohort: str, decision_key: str, workdir: str, metrics: Output[Metrics]) -> str:
+    """Register the model with its verdict and lineage; apply the alias rule. Returns the alias it holds ("" for none).
+
+    ``time_range`` is the training rows' "start/end" (the training-set step's output).
+    """
     import json
 
     from components.kfp import runtime
@@ -97,7 +100,7 @@ def register(policy: str, model: Input[Model], train_data: Input[Dataset], holdo
     from components.training.files import load_model, read_training_data, verdict_from_dict
     from components.training.workflow import register_and_alias
 
-    data = read_training_data(train_data.path, holdout.path, window, strategy, cohort)
+    data = read_training_data(train_data.path, holdout.path, time_range, strategy, cohort)
     info, alias = register_and_alias(runtime.resolve_policy(policy), load_model(model.path), data, verdict_from_dict(json.loads(runtime.read_text(verdict.path))),
                                      ModelRegistry(runtime.settings_for(workdir)), decision_id=decision_key or None, actor="kfp")
     metrics.log_metric("version", float(info.version))

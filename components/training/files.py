@@ -41,17 +41,18 @@ def read_training_rows(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | Non
     return frame.drop(columns=[WEIGHT_COLUMN]), frame[WEIGHT_COLUMN].to_numpy()
 
 
-def read_training_data(train_path: str | Path, holdout_path: str | Path, window: str, strategy: str, cohort: str | None) -> TrainingData:
+def read_training_data(train_path: str | Path, holdout_path: str | Path, time_range: str, strategy: str, cohort: str | None) -> TrainingData:
     """Rebuild the :class:`~components.training.datasets.TrainingData` a training-set step wrote.
 
-    ``window`` is :attr:`TrainingData.window` (``start/end`` in ISO format).
+    ``time_range`` is the rows' :attr:`TrainingData.window` (``start/end`` in ISO format),
+    not a training-window length such as ``"48h"``.
     """
     import pandas as pd
 
     from components.training.datasets import TrainingData
 
     rows, weights = read_training_rows(train_path)
-    start, _, end = window.partition("/")
+    start, _, end = time_range.partition("/")
     return TrainingData(rows, read_frame(holdout_path), pd.Timestamp(start), pd.Timestamp(end), strategy, cohort or None, weights)
 
 

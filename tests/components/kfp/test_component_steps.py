@@ -120,9 +120,9 @@ def test_emergency_trigger_retrains_on_the_newest_data_with_the_policy_window(tm
 def test_training_steps_train_and_gate_without_a_champion(tmp_path: Path, churn_parquet: Path) -> None:
     work = str(tmp_path / "work")
     train_data, holdout = Dataset(uri=str(tmp_path / "train")), Dataset(uri=str(tmp_path / "holdout"))
-    window = training_steps.build_training_data.python_func(policy="churn", strategy="recent_window", end="2025-01-01", window="6M", cohort="",
+    time_range = training_steps.build_training_data.python_func(policy="churn", strategy="recent_window", end="2025-01-01", window="6M", cohort="",
                                                              source=str(churn_parquet), workdir=work, train_data=train_data, holdout=holdout)
-    assert window == "2024-07-01T00:00:00+00:00/2025-01-01T00:00:00+00:00"
+    assert time_range == "2024-07-01T00:00:00+00:00/2025-01-01T00:00:00+00:00"
     train_rows, holdout_rows = pd.read_parquet(train_data.path), pd.read_parquet(holdout.path)
     assert train_rows["event_timestamp"].max() < holdout_rows["event_timestamp"].min()
 
@@ -145,7 +145,7 @@ def test_training_steps_train_and_gate_without_a_champion(tmp_path: Path, churn_
 
     def register() -> tuple[str, Metrics]:
         out = Metrics(uri=str(tmp_path / "rm"))
-        alias = training_steps.register.python_func(policy="churn", model=model, train_data=train_data, holdout=holdout, verdict=verdict, window=window,
+        alias = training_steps.register.python_func(policy="churn", model=model, train_data=train_data, holdout=holdout, verdict=verdict, time_range=time_range,
                                                     strategy="recent_window", cohort="", decision_key="d-1", workdir=work, metrics=out)
         return alias, out
 
@@ -153,7 +153,7 @@ def test_training_steps_train_and_gate_without_a_champion(tmp_path: Path, churn_
     assert alias == "champion" and out.metadata["version"] == 1.0  # the first passing model: no bootstrap needed
     registry = ModelRegistry(runtime.settings_for(work))
     champion = registry.get("churn", "champion")
-    assert champion is not None and champion.tags["driftloop.window"] == window and champion.tags["driftloop.decision_id"] == "d-1"
+    assert champion is not None and champion.tags["driftloop.window"] == time_range and champion.tags["driftloop.decision_id"] == "d-1"
     assert register()[0] == "champion"  # a retried step reuses the version and moves nothing
     assert [v.version for v in registry.versions("churn")] == [1]
 
