@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.errors import DataError
+from components.errors import ConfigError, DataError
 from components.settings import Settings
 
 if TYPE_CHECKING:
@@ -74,13 +74,10 @@ def score_windows(policy: Policy, reference: pd.DataFrame | None, current: pd.Da
         raise DataError(f"{what} and there is no model registry at {uri}",
                         fix="pass a reference and data with predictions, or set DRIFTLOOP_WORKDIR / MLFLOW_TRACKING_URI to where 'driftloop train' registered the model")
     registry = ModelRegistry(settings)
-    version = model_version or CHAMPION
-    if not version.isdigit():
-        info = registry.get(policy.model, version)
-        if info is None:
-            raise DataError(f"{what} and model {policy.model!r} has no {version!r} version in the registry at {uri}",
-                            fix=f"pass a reference and data with predictions, or train and promote a model first ('driftloop train --policy {policy.model}')")
-        version = str(info.version)
+    try:
+        version = str(registry.resolve(policy.model, model_version or CHAMPION).version)  # the one version resolver
+    except ConfigError as exc:
+        raise DataError(f"{what}, and {exc.problem}", fix=f"pass a reference and data with predictions, or train and promote a model first ('driftloop train --policy {policy.model}')") from None
     if reference is None:
         reference = registry.reference_sample(policy.model, version)
     if policy.prediction not in reference.columns or policy.prediction not in current.columns:

@@ -38,7 +38,7 @@ def test_the_champion_scores_the_rows_and_supplies_reference_and_baseline(tmp_pa
     settings = Settings(workdir=tmp_path)
     registry = ModelRegistry(settings)
     register_and_alias(t.policy, t.model, t.data, replace(t.verdict, passed=False), registry, decision_id="failed")
-    with pytest.raises(DataError, match="has no 'champion' version"):  # a gate failure is registered but never scores
+    with pytest.raises(DataError, match="models:/scored@champion does not resolve"):  # a gate failure is registered but never scores
         score_windows(t.policy, t.frame, t.frame, None, settings)
     version, alias = register_and_alias(t.policy, t.model, t.data, t.verdict, registry)
     assert alias == "champion"
