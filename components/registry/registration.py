@@ -16,7 +16,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -30,8 +30,10 @@ from components.registry.store import (
     REFERENCE_FILE,
     VERDICT_FILE,
     MlflowStore,
-    ModelVersionInfo,
 )
+
+if TYPE_CHECKING:
+    from components.registry.store import ModelVersionInfo
 
 
 class Registration(MlflowStore):

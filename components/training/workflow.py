@@ -125,20 +125,9 @@ def register_and_alias(policy: Policy, model: Any, data: Any, verdict: Any, regi
     return registry.set_challenger(policy.model, version.version, actor=actor, reason=f"gate passed: {reason}"), CHALLENGER
 
 
-def retrain(
-    policy: Policy,
-    strategy: str | None = None,
-    end: Any = None,
-    *,
-    window: str | None = None,
-    cohort: str | None = None,
-    source: pd.DataFrame | str | Path | None = None,
-    settings: Settings | None = None,
-    decision_id: str | None = None,
-    actor: str = "driftloop",
-    registry: Any = None,
-    progress: Callable[[str], None] | None = None,
-) -> RetrainResult:
+def retrain(policy: Policy, strategy: str | None = None, end: Any = None, *, window: str | None = None, cohort: str | None = None,
+            source: pd.DataFrame | str | Path | None = None, settings: Settings | None = None, decision_id: str | None = None,
+            actor: str = "driftloop", registry: Any = None, progress: Callable[[str], None] | None = None) -> RetrainResult:
     """Retrain ``policy.model`` and register it: the four phases in order (see the module docstring).
 
     ``end`` defaults to the newest timestamp of ``source`` when data is given, else now. A
