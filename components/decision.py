@@ -192,3 +192,75 @@ class DecisionLedger:
         with self._connect() as con:
             row = con.execute("SELECT decision FROM decisions WHERE key = ?", (key,)).fetchone()
         return Decision.from_dict(json.loads(row[0])) if row else None
+
+
+def emergency_decision(policy: Policy, model_version: str | None, window: dict[str, Any], fired: Sequence[str]) -> Decision:
+    """A retrain decision with strategy ``emergency`` from a manual trigger.
+
+    The policy's emergency action gives the training window and ``min_rows``; without one,
+    the training set's default (ten policy periods) applies.
+
+    >>> from components.policy import resolve_policy
+    >>> d = emergency_decision(resolve_policy("fraud"), "4", {"start": "a", "end": "b"}, [])
+    >>> d.action, d.strategy, d.window, d.min_rows, d.reasons
+    ('retrain', 'emergency', '48h', 2000, ('manual emergency trigger',))
+    """
+    action = next((a for a in policy.actions if a.action == "retrain" and a.strategy == "emergency"), None)
+    data_window = (_str_or_none(window.get("start")), _str_or_none(window.get("end")))
+    training_window = action.window if action else None
+    key = idempotency_key(policy.model, model_version, data_window, "retrain", "emergency", training_window, None)
+    reasons = ("manual emergency trigger", *(f"{n}: fired" for n in fired))
+    return Decision("retrain", "emergency", training_window, None, reasons, tuple(fired), (), policy.model, model_version, data_window, key,
+                    min_rows=action.min_rows if action else None, priority=action.priority if action else None)
+
+
+def decide_once(policy: Policy, report: Any, ledger: DecisionLedger, emergency: bool = False) -> tuple[Decision, bool]:
+    """The decision of a monitor report (a :class:`~components.monitor.report.MonitorReport`) and whether it is new.
+
+    A retrain is claimed in ``ledger`` once: a repeat of the same decision returns
+    ``fresh=False`` and must not be acted on. ``emergency`` (a manual trigger) retrains now
+    with the policy's emergency action on the newest data, whatever the monitors said; it
+    is still claimed once per monitored window.
+
+    >>> import tempfile
+    >>> from components.monitor.report import MonitorReport
+    >>> from components.policy import resolve_policy
+    >>> report = MonitorReport("fraud", "3", {"start": "a", "end": "b"}, [], {}, "now")
+    >>> ledger = DecisionLedger(Path(tempfile.mkdtemp()) / "decisions.db")
+    >>> [decide_once(resolve_policy("fraud"), report, ledger, emergency=True)[1] for _ in range(2)]
+    [True, False]
+    """
+    if emergency:
+        decision = emergency_decision(policy, report.model_version, report.window, report.fired_monitors())
+    elif report.decision.get("idempotency_key"):
+        decision = Decision.from_dict(report.decision)
+    else:
+        decision = decide(policy, report.monitors, report.model_version, report.window)
+    if decision.action != "retrain":
+        return decision, True
+    return decision, ledger.record(decision)
+
+
+def decision_markdown(decision: Decision, fresh: bool) -> str:
+    """The decision and its reasons as Markdown (the KFP dashboard's decision panel).
+
+    >>> policy = Policy.model_validate({"model": "m", "entity": "id", "label": "y", "features": ["x"],
+    ...     "monitors": [{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.85}],
+    ...     "actions": [{"when": ["acc"], "strategy": "full"}]})
+    >>> d = decide(policy, [{"name": "acc", "fired": True, "summary": "accuracy 0.8 < 0.85"}], "1", {})
+    >>> print(decision_markdown(d, fresh=True).splitlines()[0])
+    # Decision for m: retrain (full)
+    >>> "Already acted on" in decision_markdown(d, fresh=False)
+    True
+    """
+    head = f"# Decision for {decision.model}: {decision.action}" + (f" ({decision.strategy})" if decision.strategy else "")
+    lines = [head, ""]
+    if not fresh:
+        lines += [f"Already acted on (key `{decision.idempotency_key}`): not retraining again.", ""]
+    lines += [f"- model version: {decision.model_version or '-'}", f"- data window: {decision.data_window[0]} .. {decision.data_window[1]}"]
+    if decision.window:
+        lines.append(f"- training window: {decision.window}")
+    if decision.cohort:
+        lines.append(f"- cohort: {decision.cohort}")
+    lines += ["", "## Reasons", ""] + ([f"- {r}" for r in decision.reasons] or ["- no monitor fired"])
+    return "\n".join(lines) + "\n"

@@ -409,3 +409,45 @@ def policy_from_dict(raw: dict[str, Any], source: str = "policy") -> Policy:
         return Policy.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source), fix="correct the keys named above") from None
+
+
+def resolve_policy(policy: str) -> Policy:
+    """A policy from a bundled name (``churn``), a path to a YAML file, or the YAML text itself.
+
+    The one reader of a policy given as text (a KFP pipeline parameter, a CLI option).
+
+    >>> resolve_policy("churn").model
+    'churn'
+    >>> resolve_policy("model: m\\nentity: id\\nlabel: y\\nfeatures: [x]\\n"
+    ...                "monitors: [{name: acc, type: performance, metric: accuracy, min: 0.8}]").features
+    ['x']
+    """
+    text = policy.strip()
+    if not text:
+        raise ConfigError("the pipeline parameter 'policy' is empty", fix="pass a policy name such as 'churn' or the policy YAML text")
+    if "\n" in text or text.startswith("{"):
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"pipeline parameter 'policy' is not valid YAML: {exc}", fix="check indentation and quoting") from None
+        if not isinstance(raw, dict):
+            raise ConfigError("pipeline parameter 'policy' must be a YAML mapping", fix="start it with 'model: <name>'")
+        return policy_from_dict(raw, source="policy parameter")
+    return load_policy(text)
+
+
+def policy_text(name_or_path: str) -> str:
+    """The YAML text of a bundled policy or policy file, validated, to pass as a parameter.
+
+    >>> policy_text("fraud").splitlines()[0].startswith("#")
+    True
+    >>> resolve_policy(policy_text("churn")).model
+    'churn'
+    """
+    from components.settings import POLICY_DIR
+
+    load_policy(name_or_path)  # validate first: bad policies fail before any submit
+    path = Path(name_or_path)
+    if not path.exists():
+        path = POLICY_DIR / f"{name_or_path}.yaml"
+    return path.read_text()

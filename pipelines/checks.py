@@ -24,7 +24,7 @@ def check_policy(policy: str, feature_repo: Path | None = None) -> str:
     unknown keys (see :mod:`components.policy`); then every feature the policy names must
     be served by its Feast feature service (``feature_repo/definitions.py``).
     """
-    from components.kfp.runtime import policy_text, resolve_policy
+    from components.policy import policy_text, resolve_policy
 
     text = policy if "\n" in policy else policy_text(policy)
     check_feature_service(resolve_policy(text), feature_repo)

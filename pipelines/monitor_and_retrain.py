@@ -1,4 +1,4 @@
-"""The loop: monitor -> decide -> (if retrain) train with the decided strategy/window/cohort -> gate -> register -> canary.
+"""The loop: monitor -> decide -> (if retrain) train with the decided strategy/training window/cohort -> gate -> register -> canary a new challenger.
 
 ``emergency=True`` (``driftloop submit --emergency``) retrains at once on the newest
 labelled data with the policy's emergency action, without waiting for the schedule.

@@ -1,7 +1,8 @@
 """The train pipeline: training set for a strategy -> train -> evaluate against the champion -> register.
 
-A challenger that passes the gate is registered in MLflow (alias ``challenger``); one that
-fails stops there, with the verdict in the dashboard.
+Every model is registered in MLflow with its verdict (components.training.workflow's one
+rule): the first model that passes the gate becomes ``champion``, a later passing one
+``challenger``; one that fails gets no alias (its verdict is in the dashboard).
 
 >>> p = build("local")
 >>> p.name
@@ -22,9 +23,12 @@ from pipelines.platform import compute_step, pure, server_step, time_dependent
 
 def training_steps(target: str, policy: Any, strategy: Any, end: Any, window: Any, cohort: Any, source: Any, workdir: Any,
                    decision_key: Any = "", then: Callable[[Any], Any] | None = None) -> tuple[Any, Any]:
-    """Add training, evaluation and (if the gate passes) registration; return (evaluate task, register task).
+    """Add training, evaluation and registration; return (evaluate task, register task).
 
-    ``then(register_task)`` adds steps that run only past the gate (the canary rollout).
+    ``window`` is the training window's length ("48h", "" = the policy action's); ``end`` its end.
+
+    ``then(register_task)`` adds steps that run only when the registration made a new
+    ``challenger`` (the canary rollout): not for a first champion, nor for a gate failure.
     """
     # An empty end means "the newest labelled data": never cached.
     data = server_step(time_dependent(build_training_data(policy=policy, strategy=strategy, end=end, window=window, cohort=cohort,
@@ -35,13 +39,13 @@ def training_steps(target: str, policy: Any, strategy: Any, end: Any, window: An
     gate = evaluate(policy=policy, model=fit.outputs["model"], holdout=data.outputs["holdout"], workdir=workdir)
     server_step(time_dependent(gate), target)  # the champion can change between runs
     gate.set_display_name("champion vs challenger")
-    with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not a Python comparison)
-        reg = register(policy=policy, model=fit.outputs["model"], train_data=data.outputs["train_data"], holdout=data.outputs["holdout"],
-                       verdict=gate.outputs["verdict"], window=data.outputs["Output"], strategy=strategy, cohort=cohort,
-                       decision_key=decision_key, workdir=workdir)
-        server_step(time_dependent(reg), target)
-        reg.set_display_name("register challenger")
-        if then is not None:
+    reg = register(policy=policy, model=fit.outputs["model"], train_data=data.outputs["train_data"], holdout=data.outputs["holdout"],
+                   verdict=gate.outputs["verdict"], time_range=data.outputs["Output"], strategy=strategy, cohort=cohort,
+                   decision_key=decision_key, workdir=workdir)
+    server_step(time_dependent(reg), target)
+    reg.set_display_name("register and alias")
+    if then is not None:
+        with dsl.If(reg.outputs["Output"] == "challenger", name="new-challenger"):
             then(reg)
     return gate, reg
 

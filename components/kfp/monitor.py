@@ -1,4 +1,4 @@
-"""KFP components for monitoring: run the policy's monitors, then decide (once per window).
+"""KFP steps for monitoring: run the policy's monitors, then decide (a retrain once per window).
 
 >>> sorted(run_monitor.component_spec.outputs)
 ['Output', 'metrics', 'report', 'report_html']
@@ -18,14 +18,16 @@ __all__ = ["IMAGE", "decide", "run_monitor"]
 @component
 def run_monitor(policy: str, reference: Input[Dataset], current: Input[Dataset], model_version: str, workdir: str,
                 report: Output[Artifact], report_html: Output[HTML], metrics: Output[Metrics]) -> str:
-    """Run every monitor of the policy; write the JSON report, its HTML and one metric per monitor."""
-    from components.kfp import monitoring, runtime
+    """Run every monitor of the policy (scoring with the registered model if needed); write the report, its HTML and one metric per monitor."""
+    from components.kfp import runtime
+    from components.monitor.html import render_html
+    from components.scoring import monitor_metrics, monitor_report
 
-    pol = runtime.resolve_policy(policy)
-    rep = monitoring.monitor_report(pol, runtime.read_frame(reference.path), runtime.read_frame(current.path), model_version, runtime.settings_for(workdir))
+    rep = monitor_report(runtime.resolve_policy(policy), runtime.read_frame(reference.path), runtime.read_frame(current.path), model_version or None,
+                         runtime.settings_for(workdir))
     runtime.write_text(report.path, rep.to_json())
-    runtime.write_text(report_html.path, monitoring.report_html(rep))
-    for name, value in monitoring.monitor_metrics(rep).items():
+    runtime.write_text(report_html.path, render_html(rep))
+    for name, value in monitor_metrics(rep).items():
         metrics.log_metric(name, value)
     return ",".join(rep.fired_monitors())
 
@@ -36,10 +38,13 @@ def decide(policy: str, report: Input[Artifact], window_end: str, workdir: str, 
     """Decide from the report (or retrain now if ``emergency``); a retrain already acted on for this window becomes "none"."""
     from collections import namedtuple
 
-    from components.kfp import monitoring, runtime
+    from components.decision import DecisionLedger, decide_once, decision_markdown
+    from components.kfp import runtime
+    from components.monitor.report import MonitorReport
 
-    d, fresh = monitoring.decide_once(runtime.resolve_policy(policy), runtime.read_text(report.path), runtime.settings_for(workdir), emergency)
-    runtime.write_text(decision_md.path, monitoring.decision_markdown(d, fresh))
+    ledger = DecisionLedger(runtime.settings_for(workdir).workdir / "decisions.db")
+    d, fresh = decide_once(runtime.resolve_policy(policy), MonitorReport.from_json(runtime.read_text(report.path)), ledger, emergency)
+    runtime.write_text(decision_md.path, decision_markdown(d, fresh))
     action = d.action if fresh else "none"
     DecisionOutputs = namedtuple("DecisionOutputs", ["action", "strategy", "window", "cohort", "end", "idempotency_key"])  # noqa: N806
     # Retrain on data up to the monitored window's end (labels known by then); an

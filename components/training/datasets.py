@@ -59,7 +59,11 @@ class TrainingData:
 
     @property
     def window(self) -> str:
-        """``start/end`` in ISO format, the window as recorded in the registry."""
+        """``start/end`` in ISO format, the rows' time range as recorded in the registry (``driftloop.window``).
+
+        Not to be confused with a training-window *length* such as ``"48h"`` (the
+        ``window`` argument of :func:`build_training_set`), which decides ``start``.
+        """
         return f"{self.window_start.isoformat()}/{self.window_end.isoformat()}"
 
 

@@ -1,9 +1,15 @@
-"""One retrain, end to end: training set -> train -> evaluate against the champion -> register -> alias.
+"""One retrain, in phases: training set -> fit -> gate against the champion -> register and alias.
 
-The version is always registered (with ``driftloop.gate_passed``); the ``challenger``
-alias moves to it only if the gate passes, or ``champion`` when there is no champion yet
-and the absolute checks pass. A retry of the same decision (same window, strategy,
-cohort and decision id) trains nothing and returns the registered version.
+Each phase is one function the train pipeline's KFP steps call one each (the CLI's
+:func:`retrain` composes them): :func:`training_set`,
+:func:`~components.training.trainers.train_model`, :func:`gate`, :func:`register_and_alias`.
+
+The one retrain-and-register rule (:func:`register_and_alias`): every model is
+registered with its verdict (``driftloop.gate_passed``), so failures stay auditable; the
+first model that passes the gate becomes ``champion`` when there is none; later passing
+models become ``challenger``; a failing model gets no alias. A retry of the same decision
+(same window, strategy, cohort and decision id) returns the registered version and moves
+no alias.
 
 >>> from components.policy import policy_from_dict
 >>> raw = {"model": "m", "entity": "id", "label": "y", "features": ["x"],
@@ -52,7 +58,7 @@ def default_strategy(policy: Policy) -> str:
     return actions[0].strategy if actions else "full"
 
 
-def retrain(
+def training_set(
     policy: Policy,
     strategy: str | None = None,
     end: Any = None,
@@ -61,35 +67,83 @@ def retrain(
     cohort: str | None = None,
     source: pd.DataFrame | str | Path | None = None,
     settings: Settings | None = None,
-    decision_id: str | None = None,
-    actor: str = "driftloop",
-    registry: Any = None,
-    progress: Callable[[str], None] | None = None,
-) -> RetrainResult:
-    """Retrain ``policy.model`` and register it; see the module docstring for the alias rules.
+) -> Any:
+    """Phase 1: the :class:`~components.training.datasets.TrainingData` for ``strategy`` (default: the policy's).
 
-    ``end`` defaults to the newest timestamp of ``source`` when data is given, else now.
+    ``source`` is a DataFrame, a parquet/CSV file or ``scenario:<name>[:rows]``
+    (:func:`components.tables.read_table`); ``None`` or ``""`` reads the Feast training
+    set. ``end`` (a timestamp or ISO text) defaults to the newest row of ``source``, else
+    now. Empty ``window`` / ``cohort`` mean "from the policy action".
     """
-    from components.registry import CHALLENGER, CHAMPION, ModelRegistry
+    from components.tables import as_frame
     from components.training.datasets import build_training_set
+    from components.windows import parse_time
+
+    frame = as_frame(source, "training", policy.timestamp) if source is not None and not (isinstance(source, str) and not source) else None
+    if isinstance(end, str):
+        end = parse_time(end, "end")
+    if end is None and frame is not None and policy.timestamp in frame.columns and len(frame):
+        end = pd.to_datetime(frame[policy.timestamp], utc=True).max()  # a data file: train up to its newest row, not "now"
+    end = end if end is not None else pd.Timestamp.now(tz="UTC")
+    return build_training_set(policy, strategy or default_strategy(policy), end, window=window or None, cohort=cohort or None,
+                              settings=settings, source=frame)
+
+
+def gate(policy: Policy, model: Any, holdout: pd.DataFrame, registry: Any) -> Any:
+    """Phase 3: the :class:`~components.training.evaluate.Verdict` of ``model`` against the registered champion.
+
+    Both score the same ``holdout`` rows; with no champion yet, the absolute checks decide.
+    """
+    from components.registry import CHAMPION
     from components.training.evaluate import evaluate
+
+    champion = registry.load(policy.model, CHAMPION) if registry.get(policy.model, CHAMPION) is not None else None
+    return evaluate(policy, model, champion, holdout)
+
+
+def register_and_alias(policy: Policy, model: Any, data: Any, verdict: Any, registry: Any, decision_id: str | None = None,
+                       actor: str = "driftloop") -> tuple[Any, str | None]:
+    """Phase 4: register ``model`` with its verdict and apply the alias rule; return ``(version, alias)``.
+
+    ``alias`` is the alias the version holds afterwards: ``"champion"`` (the first passing
+    model), ``"challenger"`` (a later passing one) or ``None`` (it failed the gate). A
+    version that already held an alias (a retry, or one promoted or rolled back since) is
+    returned as it is: registration and aliasing are idempotent per decision key.
+    """
+    from components.registry import CHALLENGER, CHAMPION
+
+    version = registry.register(policy, model, data, verdict, decision_id=decision_id, feature_service=policy.feature_service)
+    champion = registry.get(policy.model, CHAMPION)
+    challenger = registry.get(policy.model, CHALLENGER)
+    held = next((alias for alias, info in ((CHAMPION, champion), (CHALLENGER, challenger)) if info is not None and info.version == version.version), None)
+    ever_aliased = any(t in version.tags for t in ("driftloop.champion_since", "driftloop.challenger_since"))
+    if held is not None or ever_aliased or not verdict.passed:
+        return version, held
+    reason = "; ".join(verdict.reasons[:1])
+    if champion is None:
+        return registry.promote(policy.model, version.version, actor=actor, reason=f"first model ({reason})"), CHAMPION
+    return registry.set_challenger(policy.model, version.version, actor=actor, reason=f"gate passed: {reason}"), CHALLENGER
+
+
+def retrain(policy: Policy, strategy: str | None = None, end: Any = None, *, window: str | None = None, cohort: str | None = None,
+            source: pd.DataFrame | str | Path | None = None, settings: Settings | None = None, decision_id: str | None = None,
+            actor: str = "driftloop", registry: Any = None, progress: Callable[[str], None] | None = None) -> RetrainResult:
+    """Retrain ``policy.model`` and register it: the four phases in order (see the module docstring).
+
+    ``end`` defaults to the newest timestamp of ``source`` when data is given, else now. A
+    decision already registered trains nothing (``reused``).
+    """
+    from components.registry import ModelRegistry
     from components.training.trainers import train_model
 
     settings = settings or Settings.from_env()
     registry = registry or ModelRegistry(settings)
-    strategy = strategy or default_strategy(policy)
-    if end is None and source is not None:  # a data file: train up to its newest row, not "now"
-        if not isinstance(source, pd.DataFrame) and Path(source).exists():
-            source = pd.read_parquet(source)
-        if isinstance(source, pd.DataFrame) and policy.timestamp in source.columns and len(source):
-            end = pd.to_datetime(source[policy.timestamp]).max()
-    end = end if end is not None else pd.Timestamp.now(tz="UTC")
     step = progress or (lambda phase: None)
     timings: dict[str, float] = {}
 
     started = time.perf_counter()
     step(PHASES[0])
-    data = build_training_set(policy, strategy, end, window=window, cohort=cohort, settings=settings, source=source)
+    data = training_set(policy, strategy, end, window=window, cohort=cohort, source=source, settings=settings)
     timings["training_set"] = time.perf_counter() - started
     key = registry.idempotency_key(policy.model, data.window, data.strategy, data.cohort, decision_id)
     existing = registry.find(policy.model, key)
@@ -103,23 +157,12 @@ def retrain(
 
     step(PHASES[2])
     t = time.perf_counter()
-    champion_info = registry.get(policy.model, CHAMPION)
-    champion = registry.load(policy.model, CHAMPION) if champion_info is not None else None
-    verdict = evaluate(policy, model, champion, data.holdout)
+    verdict = gate(policy, model, data.holdout, registry)
     timings["evaluate"] = time.perf_counter() - t
 
     step(PHASES[3])
     t = time.perf_counter()
-    version = registry.register(policy, model, data, verdict, decision_id=decision_id, feature_service=policy.feature_service)
-    alias = None
-    if verdict.passed:
-        reason = "; ".join(verdict.reasons[:1])
-        if champion_info is None:
-            registry.promote(policy.model, version.version, actor=actor, reason=f"first model ({reason})")
-            alias = CHAMPION
-        else:
-            registry.set_challenger(policy.model, version.version, actor=actor, reason=f"gate passed: {reason}")
-            alias = CHALLENGER
+    version, alias = register_and_alias(policy, model, data, verdict, registry, decision_id=decision_id, actor=actor)
     timings["register"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
     return RetrainResult(data, verdict, version, alias, timings=timings)

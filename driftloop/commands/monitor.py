@@ -49,23 +49,20 @@ def monitor(policy_path: str, reference_path: Path | None, current_path: Path, o
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from components.decision import Decision
-    from components.monitor.engine import run_monitors
     from components.monitor.html import write_html
     from components.notify import notify as send
     from components.policy import load_policy
+    from components.scoring import monitor_report, needs_registry
     from components.settings import Settings
+    from components.tables import read_table
 
     console = Console()
     policy = load_policy(policy_path)
-    from components.tables import read_table
-
     reference = read_table(reference_path, "reference") if reference_path is not None else None
     current = read_table(current_path, "current")
-    baseline = _read_baseline(baseline_path)
     settings = Settings.from_env()
-    if reference is None or policy.prediction not in reference.columns or policy.prediction not in current.columns:
-        reference, current, model_version, registered = _from_registry(policy, reference, current, model_version, settings, console)
-        baseline = baseline if baseline is not None else registered
+    baseline = _read_baseline(baseline_path)
+    from_registry = needs_registry(policy, reference, current)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
@@ -74,7 +71,10 @@ def monitor(policy_path: str, reference_path: Path | None, current_path: Path, o
         def advance(name: str) -> None:
             progress.update(task, advance=1, description=f"monitoring {policy.model}: {name} done")
 
-        report = run_monitors(policy, reference, current, baseline=baseline, model_version=model_version, progress=advance)
+        # The one scoring rule (components.scoring), shared with the monitor pipeline's step.
+        report = monitor_report(policy, reference, current, model_version, settings, baseline=baseline, progress=advance)
+    if from_registry:
+        console.print(f"using registered model {policy.model} v{report.model_version}", highlight=False)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out_dir / "report.json", out_dir / "report.html"
@@ -86,41 +86,6 @@ def monitor(policy_path: str, reference_path: Path | None, current_path: Path, o
     json_path.write_text(report.to_json())
     write_html(report, html_path)
     _print(console, report, json_path, html_path)
-
-
-def _from_registry(policy: Any, reference: Any, current: Any, model_version: str | None, settings: Any, console: Any) -> tuple[Any, Any, str, dict[str, Any]]:
-    """Fill what the files lack from the registered model: its reference sample, its predictions, its baseline.
-
-    Returns (reference, current, resolved version number, baseline metrics).
-    """
-    from components.registry import CHAMPION, ModelRegistry
-
-    uri = settings.mlflow_tracking_uri
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():  # do not create an empty store
-        raise DataError(
-            f"the data has no {policy.prediction!r} column (or no --reference) and there is no model registry at {uri}",
-            fix="pass --reference and data with predictions, or set DRIFTLOOP_WORKDIR / MLFLOW_TRACKING_URI to where 'driftloop train' registered the model",
-        )
-    registry = ModelRegistry(settings)
-    version = model_version or CHAMPION
-    if not version.isdigit():
-        info = registry.get(policy.model, version)
-        if info is None:
-            raise DataError(
-                f"the data has no {policy.prediction!r} column (or no --reference) and model {policy.model!r} has no {version!r} version "
-                f"in the registry at {settings.mlflow_tracking_uri}",
-                fix=f"pass --reference and data with predictions, or train and promote a model first ('driftloop train --policy {policy.model}')",
-            )
-        version = str(info.version)
-    console.print(f"using registered model {policy.model} v{version}", highlight=False)
-    if reference is None:
-        reference = registry.reference_sample(policy.model, version)
-    missing = [f for f in (reference, current) if policy.prediction not in f.columns]
-    if missing:
-        model = registry.load(policy.model, version)
-        reference, current = (f if policy.prediction in f.columns else f.assign(**{policy.prediction: model.predict(f[policy.all_features])})
-                              for f in (reference, current))
-    return reference, current, version, registry.baseline_metrics(policy.model, version)
 
 
 def _print(console: Any, report: Any, json_path: Path, html_path: Path) -> None:

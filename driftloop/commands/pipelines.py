@@ -72,7 +72,7 @@ _version = click.option("--version-name", default="", help="Pipeline version nam
 def submit(host: str, policy: str, pipeline: str, package: Path | None, emergency: bool, no_run: bool, version_name: str,
            params: tuple[str, ...], experiment: str, service_account: str) -> None:
     """Upload a pipeline version and start a run on Kubeflow Pipelines."""
-    from components.kfp.runtime import resolve_policy
+    from components.policy import resolve_policy
     from pipelines.client import submit as submit_run
 
     if not policy and not no_run:
@@ -103,7 +103,7 @@ def submit(host: str, policy: str, pipeline: str, package: Path | None, emergenc
 @_sa
 def schedule(host: str, policy: str, pipeline: str, cron: str, version_name: str, params: tuple[str, ...], experiment: str, service_account: str) -> None:
     """Create (or replace) a recurring run on Kubeflow Pipelines from the policy's cron."""
-    from components.kfp.runtime import resolve_policy
+    from components.policy import resolve_policy
     from pipelines.client import schedule as schedule_run
 
     text = _checked_policy(policy)

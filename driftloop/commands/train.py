@@ -65,7 +65,7 @@ def train(policy_path: str, strategy: str | None, window: str | None, cohort: st
     moved = f", alias {result.alias}" if result.alias else ", no alias moved"
     click.echo(f"registered {policy.model} version {version.version}{moved} ({settings.mlflow_tracking_uri})")
     if report_path is not None:
-        from components.training.report import verdict_html
+        from components.training.verdict_report import verdict_html
 
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(verdict_html(verdict, title=f"{policy.model} version {version.version}: challenger vs champion"))

@@ -121,3 +121,39 @@ def test_a_fired_monitor_no_action_names_is_reported_but_does_not_act() -> None:
                                "actions": [{"when": ["acc"]}]})
     d = decide(policy, [_m("acc", False), _m("watch", True, "x drifted")], "1", WINDOW)
     assert (d.action, d.fired, d.triggered_by, d.reasons) == ("none", ("watch",), (), ("watch: x drifted",))
+
+
+def _report(policy: Policy, fired: bool, window: dict[str, object]) -> object:
+    from components.monitor.report import MonitorReport
+
+    monitors = [{"name": "accuracy_floor", "type": "performance", "fired": fired, "summary": "accuracy 0.8 < 0.85", "results": []}]
+    return MonitorReport(policy.model, "3", window, monitors, decide(policy, monitors, "3", window).to_dict(), "now")
+
+
+def test_decide_once_claims_a_retrain_once_and_never_claims_a_quiet_run(tmp_path: Path) -> None:
+    from components.decision import decide_once
+
+    policy, ledger = load_policy("churn"), DecisionLedger(tmp_path / "d.db")
+    first, fresh = decide_once(policy, _report(policy, True, WINDOW), ledger)
+    assert (first.action, fresh) == ("retrain", True) and ledger.seen(first.idempotency_key)
+    again, fresh = decide_once(policy, _report(policy, True, WINDOW), ledger)
+    assert again.idempotency_key == first.idempotency_key and fresh is False
+    quiet, fresh = decide_once(policy, _report(policy, False, {**WINDOW, "end": "2025-09-30"}), ledger)
+    assert (quiet.action, fresh) == ("none", True) and not ledger.seen(quiet.idempotency_key)
+
+
+def test_emergency_retrains_with_the_policy_action_whatever_fired_once_per_window(tmp_path: Path) -> None:
+    from components.decision import decide_once, emergency_decision
+
+    policy, ledger = load_policy("fraud"), DecisionLedger(tmp_path / "d.db")
+    d = emergency_decision(policy, "3", WINDOW, ["error_stream"])
+    assert (d.action, d.strategy, d.window, d.min_rows, d.priority) == ("retrain", "emergency", "48h", 2000, 10)
+    assert d.reasons == ("manual emergency trigger", "error_stream: fired")
+    no_action = emergency_decision(load_policy("churn"), "3", WINDOW, [])
+    assert no_action.window is None and no_action.min_rows is None  # the training set's default window applies
+    quiet = _report(load_policy("churn"), False, WINDOW)
+    first, fresh = decide_once(policy, quiet, ledger, emergency=True)
+    assert first.strategy == "emergency" and fresh is True
+    assert decide_once(policy, quiet, ledger, emergency=True)[1] is False
+    other_window = _report(load_policy("churn"), False, {**WINDOW, "end": "2025-09-30"})
+    assert decide_once(policy, other_window, ledger, emergency=True)[1] is True

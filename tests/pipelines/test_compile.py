@@ -67,15 +67,18 @@ def test_caching_is_off_for_time_dependent_steps_and_retries_on_server_steps(tmp
     assert tasks["canary-rollout"]["cachingOptions"] == {}
 
 
-def test_retrain_runs_only_on_a_retrain_decision_and_registers_only_past_the_gate(tmp_path: Path) -> None:
+def test_retrain_runs_only_on_a_retrain_decision_registers_every_model_and_canaries_only_a_new_challenger(tmp_path: Path) -> None:
     spec, _ = _docs(compile_pipeline("monitor_and_retrain", tmp_path / "p.yaml", "cluster"))
     tasks = _tasks(spec)
     conditions = [t["triggerPolicy"]["condition"] for t in tasks.values() if "triggerPolicy" in t]
     assert "inputs.parameter_values['pipelinechannel--action'] == 'retrain'" in conditions
-    assert "inputs.parameter_values['pipelinechannel--evaluate-Output'] == true" in conditions
+    assert "inputs.parameter_values['pipelinechannel--register-Output'] == 'challenger'" in conditions
     assert "inputs.parameter_values['pipelinechannel--canary'] != 'none'" in conditions
-    canary_group = next(t for t in tasks.values() if "pipelinechannel--canary" in t.get("triggerPolicy", {}).get("condition", ""))
-    assert canary_group["dependentTasks"] == ["register"]  # the canary starts only after registration
+    assert not any("evaluate-Output" in c for c in conditions), "a gate failure is registered too (with its verdict)"
+    assert "triggerPolicy" not in tasks["register"] and tasks["register"]["dependentTasks"] == ["build-training-data", "evaluate", "train"]
+    new_challenger = next(t for t in tasks.values() if "register-Output" in t.get("triggerPolicy", {}).get("condition", ""))
+    assert new_challenger["dependentTasks"] == ["register"]  # the canary starts only after registration
+    assert any("pipelinechannel--canary" in t.get("triggerPolicy", {}).get("condition", "") for t in tasks.values())
     assert spec["root"]["inputDefinitions"]["parameters"]["emergency"]["defaultValue"] is False
 
 

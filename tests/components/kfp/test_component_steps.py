@@ -12,10 +12,12 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Me
 from components.data.scenarios import generate
 from components.decision import DecisionLedger
 from components.errors import ConfigError, DataError
-from components.kfp import canary, runtime, windows
+from components.kfp import canary, runtime
 from components.kfp import data as data_steps
 from components.kfp import monitor as monitor_steps
 from components.kfp import training as training_steps
+from components.registry import ModelRegistry
+from components.windows import resolve_monitoring_windows
 
 pytestmark = pytest.mark.unit
 
@@ -56,7 +58,7 @@ def test_resolve_windows_defaults_to_the_latest_period(churn_parquet: Path) -> N
     assert w.current_start.startswith("2025-12-01") and w.current_end.startswith("2026-01-01")
     assert w.reference_end == w.current_start and w.reference_start == ""
     with pytest.raises(ConfigError, match="reference_end <= current_start"):
-        windows.resolve_windows(runtime.resolve_policy("churn"), pd.Timestamp("2025-12-01", tz="UTC"), "2025-06-01", "", "", "2025-07-01")
+        resolve_monitoring_windows(runtime.resolve_policy("churn"), pd.Timestamp("2025-12-01", tz="UTC"), "2025-06-01", "", "", "2025-07-01")
 
 
 def test_bad_policy_parameter_names_the_fix() -> None:
@@ -118,9 +120,9 @@ def test_emergency_trigger_retrains_on_the_newest_data_with_the_policy_window(tm
 def test_training_steps_train_and_gate_without_a_champion(tmp_path: Path, churn_parquet: Path) -> None:
     work = str(tmp_path / "work")
     train_data, holdout = Dataset(uri=str(tmp_path / "train")), Dataset(uri=str(tmp_path / "holdout"))
-    window = training_steps.build_training_data.python_func(policy="churn", strategy="recent_window", end="2025-01-01", window="6M", cohort="",
+    time_range = training_steps.build_training_data.python_func(policy="churn", strategy="recent_window", end="2025-01-01", window="6M", cohort="",
                                                              source=str(churn_parquet), workdir=work, train_data=train_data, holdout=holdout)
-    assert window == "2024-07-01T00:00:00+00:00/2025-01-01T00:00:00+00:00"
+    assert time_range == "2024-07-01T00:00:00+00:00/2025-01-01T00:00:00+00:00"
     train_rows, holdout_rows = pd.read_parquet(train_data.path), pd.read_parquet(holdout.path)
     assert train_rows["event_timestamp"].max() < holdout_rows["event_timestamp"].min()
 
@@ -140,6 +142,20 @@ def test_training_steps_train_and_gate_without_a_champion(tmp_path: Path, churn_
     matrix = roc.metadata["confusionMatrix"]["rows"]
     assert sum(sum(r["row"]) for r in matrix) == len(holdout_rows)
     assert Path(md.path).read_text().startswith("# Gate on auc: PASSED")
+
+    def register() -> tuple[str, Metrics]:
+        out = Metrics(uri=str(tmp_path / "rm"))
+        alias = training_steps.register.python_func(policy="churn", model=model, train_data=train_data, holdout=holdout, verdict=verdict, time_range=time_range,
+                                                    strategy="recent_window", cohort="", decision_key="d-1", workdir=work, metrics=out)
+        return alias, out
+
+    alias, out = register()
+    assert alias == "champion" and out.metadata["version"] == 1.0  # the first passing model: no bootstrap needed
+    registry = ModelRegistry(runtime.settings_for(work))
+    champion = registry.get("churn", "champion")
+    assert champion is not None and champion.tags["driftloop.window"] == time_range and champion.tags["driftloop.decision_id"] == "d-1"
+    assert register()[0] == "champion"  # a retried step reuses the version and moves nothing
+    assert [v.version for v in registry.versions("churn")] == [1]
 
 
 def test_monitor_step_writes_report_html_and_metrics(tmp_path: Path, churn_parquet: Path) -> None:

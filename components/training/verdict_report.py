@@ -1,4 +1,4 @@
-"""A self-contained HTML page for a champion/challenger verdict: metrics per segment, side by side.
+"""The gate's verdict rendered for people: a self-contained HTML page (metrics per segment, side by side) and Markdown.
 
 >>> from components.training.evaluate import Verdict
 >>> m = {"overall": {"auc": 0.8, "accuracy": 0.7, "n": 10}, "segments": {"a": {"auc": 0.7, "accuracy": 0.6, "n": 5}}}
@@ -49,3 +49,16 @@ def _value(values: dict[str, Any], group: str, metric: str) -> float | None:
 
 def _finite(v: Any) -> bool:
     return isinstance(v, int | float) and math.isfinite(v)
+
+
+def verdict_markdown(verdict: Any) -> str:
+    """The gate's verdict as Markdown (the KFP dashboard's verdict panel).
+
+    >>> from components.training.evaluate import Verdict
+    >>> print(verdict_markdown(Verdict(False, ("overall auc: 0.70 < 0.75",), "auc", {"overall": {}, "segments": {}})), end="")
+    # Gate on auc: FAILED
+    <BLANKLINE>
+    - overall auc: 0.70 < 0.75
+    """
+    head = f"# Gate on {verdict.metric}: {'PASSED' if verdict.passed else 'FAILED'}"
+    return "\n".join([head, "", *(f"- {r}" for r in verdict.reasons)]) + "\n"

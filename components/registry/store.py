@@ -1,0 +1,221 @@
+"""The MLflow side of the registry: the client, reachability and errors, locks, and version lookups.
+
+:class:`MlflowStore` is the base the registry's other parts build on; it holds no
+driftloop rules, only access to one tracking/registry URI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from components.errors import DataError, DriftloopError, ServiceUnavailable
+from components.policy import Policy
+from components.settings import Settings
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+KEY_TAG = "driftloop.idempotency_key"
+AUDIT_PREFIX = "driftloop.audit."
+BASELINE_FILE, VERDICT_FILE, PROFILE_FILE, REFERENCE_FILE = "baseline_metrics.json", "verdict.json", "profile.json", "reference_sample.parquet"
+_FIX = "start the tracking server (mlflow server ...) or point DRIFTLOOP_MLFLOW_TRACKING_URI at a reachable one"
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """One registered version: number, run, aliases, version tags, run params and metrics."""
+
+    model: str
+    version: int
+    run_id: str
+    source: str
+    aliases: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    created: str = ""
+
+    @property
+    def uri(self) -> str:
+        """``models:/<model>/<version>``."""
+        return f"models:/{self.model}/{self.version}"
+
+
+class MlflowStore:
+    """Look up model versions in MLflow (``settings.mlflow_tracking_uri``); connection failures become ServiceUnavailable."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.uri = self.settings.mlflow_tracking_uri
+        self._checked = False
+
+    def get(self, model: str, alias: str) -> ModelVersionInfo | None:
+        """The version behind ``alias`` (``None`` if the alias or the model does not exist)."""
+        with self._service():
+            try:
+                version = self._client().get_model_version_by_alias(model, alias)
+            except Exception as exc:
+                if _not_found(exc):
+                    return None
+                raise
+        return self._info(version)
+
+    def resolve(self, model: str, ref: str | int) -> ModelVersionInfo:
+        """The version ``ref`` names now: an alias, a version number or a ``models:/`` URI.
+
+        The one version resolver: the predictor, the canary, the monitor step and the CLI
+        all call it. A reference that does not resolve is a ConfigError naming the fix.
+        """
+        from components.errors import ConfigError
+        from components.model_uri import model_uri, parse_model_uri
+
+        parsed = parse_model_uri(model_uri(model, ref))
+        info = self._find_version(model, int(parsed.version)) if parsed.version else self.get(model, str(parsed.alias))
+        if info is None:
+            raise ConfigError(f"{model_uri(model, ref)} does not resolve in the registry at {self.uri}",
+                              fix=f"register a version or set the alias (driftloop registry list --model {model})")
+        return info
+
+    def _find_version(self, model: str, version: int) -> ModelVersionInfo | None:
+        try:
+            return self._require(model, version)
+        except DataError:
+            return None
+
+    def versions(self, model: str) -> list[ModelVersionInfo]:
+        """All versions of ``model``, newest first (with their aliases)."""
+        found = self._versions(f"name = '{model}'")
+        if not found:
+            return []
+        with self._service():
+            aliases = self._client().get_registered_model(model).aliases  # search results omit aliases
+        by_version: dict[int, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(int(version), []).append(alias)
+        return sorted((replace(v, aliases=tuple(sorted(by_version.get(v.version, [])))) for v in found), key=lambda v: -v.version)
+
+    def find(self, model: str, key: str) -> ModelVersionInfo | None:
+        """The version registered with idempotency ``key`` (the lowest, if a race made two)."""
+        found = self._versions(f"name = '{model}' and tags.`{KEY_TAG}` = '{key}'")
+        return min(found, key=lambda v: v.version) if found else None
+
+    def _client(self) -> Any:
+        from mlflow import MlflowClient
+
+        if not self._checked:
+            self._check_reachable()
+            self._checked = True
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def _check_reachable(self) -> None:
+        if self.uri.startswith(("http://", "https://")):
+            import httpx
+
+            try:
+                httpx.get(f"{self.uri.rstrip('/')}/health", timeout=5.0).raise_for_status()
+            except httpx.HTTPError as exc:
+                raise ServiceUnavailable(f"MLflow tracking server {self.uri} is unreachable ({exc.__class__.__name__}: {exc})", fix=_FIX) from None
+        elif self.uri.startswith("sqlite:///"):
+            path = Path(self.uri.removeprefix("sqlite:///"))
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ServiceUnavailable(f"cannot create the MLflow store {self.uri}: {exc}", fix="use a writable --workdir or DRIFTLOOP_WORKDIR") from None
+
+    @contextlib.contextmanager
+    def _service(self) -> Iterator[None]:
+        """Turn connection failures into ServiceUnavailable naming the URI; let the rest through."""
+        try:
+            yield
+        except DriftloopError:
+            raise
+        except Exception as exc:
+            text = f"{exc.__class__.__name__}: {exc}"
+            if any(s in text for s in ("ConnectionError", "Max retries", "Connection refused", "OperationalError", "could not connect", "API request to")):
+                raise ServiceUnavailable(f"MLflow at {self.uri} is unavailable ({text[:300]})", fix=_FIX) from None
+            raise
+
+    @contextlib.contextmanager
+    def _lock(self, model: str) -> Iterator[None]:
+        """A file lock serialising registrations on a local SQLite store (no-op for a server)."""
+        if not self.uri.startswith("sqlite:///"):
+            yield
+            return
+        path = Path(self.uri.removeprefix("sqlite:///")).with_suffix(f".{model}.lock")
+        with open(path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _experiment(self, model: str) -> str:
+        from mlflow.exceptions import MlflowException
+
+        client = self._client()
+        name = f"driftloop/{model}"
+        with self._service():
+            found = client.get_experiment_by_name(name)
+            if found is not None:
+                return str(found.experiment_id)
+            location = None
+            if not self.uri.startswith(("http://", "https://")):
+                location = (self.settings.artifact_root / model).resolve().as_uri()
+            try:
+                return str(client.create_experiment(name, artifact_location=location, tags={"driftloop.model": model}))
+            except MlflowException:  # created concurrently
+                found = client.get_experiment_by_name(name)
+                if found is None:
+                    raise
+                return str(found.experiment_id)
+
+    def _ensure_registered_model(self, model: str, policy: Policy) -> None:
+        from mlflow.exceptions import MlflowException
+
+        client = self._client()
+        with self._service():
+            try:
+                client.get_registered_model(model)
+            except MlflowException as exc:
+                if not _not_found(exc):
+                    raise
+                with contextlib.suppress(MlflowException):  # another registration created it meanwhile
+                    client.create_registered_model(model, tags={"driftloop.policy": policy.model}, description=policy.description or None)
+
+    def _require(self, model: str, version: int) -> ModelVersionInfo:
+        with self._service():
+            try:
+                mv = self._client().get_model_version(model, str(version))
+            except Exception as exc:
+                if _not_found(exc):
+                    raise DataError(f"model {model!r} has no version {version}", fix=f"list versions with 'driftloop registry list --model {model}'") from None
+                raise
+        return self._info(mv)
+
+    def _versions(self, filter_string: str) -> list[ModelVersionInfo]:
+        with self._service():
+            found = self._client().search_model_versions(filter_string)
+        return [self._info(v) for v in found]
+
+    def _info(self, mv: Any) -> ModelVersionInfo:
+        params: dict[str, str] = {}
+        metrics: dict[str, float] = {}
+        if mv.run_id:
+            with self._service(), contextlib.suppress(Exception):
+                run = self._client().get_run(mv.run_id)
+                params, metrics = dict(run.data.params), dict(run.data.metrics)
+        created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat() if mv.creation_timestamp else ""
+        return ModelVersionInfo(mv.name, int(mv.version), mv.run_id or "", mv.source or "", tuple(getattr(mv, "aliases", []) or []), dict(mv.tags or {}), params, metrics, created)
+
+
+def _not_found(exc: Exception) -> bool:
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
