@@ -215,7 +215,7 @@ def emergency_decision(policy: Policy, model_version: str | None, window: dict[s
 
 
 def decide_once(policy: Policy, report: Any, ledger: DecisionLedger, emergency: bool = False) -> tuple[Decision, bool]:
-    """The decision of a monitor report (a :class:`~components.monitor.report.MonitorReport`) and whether it is new.
+    """The decision of a monitor report (a :class:`~components.monitor.results.MonitorReport`) and whether it is new.
 
     A retrain is claimed in ``ledger`` once: a repeat of the same decision returns
     ``fresh=False`` and must not be acted on. ``emergency`` (a manual trigger) retrains now
@@ -223,7 +223,7 @@ def decide_once(policy: Policy, report: Any, ledger: DecisionLedger, emergency: 
     is still claimed once per monitored window.
 
     >>> import tempfile
-    >>> from components.monitor.report import MonitorReport
+    >>> from components.monitor.results import MonitorReport
     >>> from components.policy import resolve_policy
     >>> report = MonitorReport("fraud", "3", {"start": "a", "end": "b"}, [], {}, "now")
     >>> ledger = DecisionLedger(Path(tempfile.mkdtemp()) / "decisions.db")

@@ -92,7 +92,7 @@ def monitor_report(policy: Policy, reference: pd.DataFrame | None, current: pd.D
                    progress: Callable[[str], None] | None = None) -> Any:
     """Run the policy's monitors (components.monitor.engine) on the windows completed by :func:`score_windows`.
 
-    Returns the :class:`~components.monitor.report.MonitorReport` (with its decision).
+    Returns the :class:`~components.monitor.results.MonitorReport` (with its decision).
     """
     from components.monitor.engine import run_monitors
 
@@ -103,7 +103,7 @@ def monitor_report(policy: Policy, reference: pd.DataFrame | None, current: pd.D
 def monitor_metrics(report: Any) -> dict[str, float]:
     """One dashboard metric per monitor (1 fired / 0 quiet) plus the current window's rows.
 
-    >>> from components.monitor.report import MonitorReport
+    >>> from components.monitor.results import MonitorReport
     >>> monitor_metrics(MonitorReport("churn", "1", {"rows": 5}, [{"name": "acc", "fired": True}], {}, "now"))
     {'rows': 5.0, 'fired.acc': 1.0}
     """

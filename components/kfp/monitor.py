@@ -40,7 +40,7 @@ def decide(policy: str, report: Input[Artifact], window_end: str, workdir: str, 
 
     from components.decision import DecisionLedger, decide_once, decision_markdown
     from components.kfp import runtime
-    from components.monitor.report import MonitorReport
+    from components.monitor.results import MonitorReport
 
     ledger = DecisionLedger(runtime.settings_for(workdir).workdir / "decisions.db")
     d, fresh = decide_once(runtime.resolve_policy(policy), MonitorReport.from_json(runtime.read_text(report.path)), ledger, emergency)

@@ -124,7 +124,7 @@ def test_a_fired_monitor_no_action_names_is_reported_but_does_not_act() -> None:
 
 
 def _report(policy: Policy, fired: bool, window: dict[str, object]) -> object:
-    from components.monitor.report import MonitorReport
+    from components.monitor.results import MonitorReport
 
     monitors = [{"name": "accuracy_floor", "type": "performance", "fired": fired, "summary": "accuracy 0.8 < 0.85", "results": []}]
     return MonitorReport(policy.model, "3", window, monitors, decide(policy, monitors, "3", window).to_dict(), "now")

@@ -72,7 +72,7 @@ def test_bad_policy_parameter_names_the_fix() -> None:
 
 def _report(tmp_path: Path, fired: bool, window_end: str) -> Artifact:
     from components.decision import decide
-    from components.monitor.report import MonitorReport
+    from components.monitor.results import MonitorReport
 
     policy = runtime.resolve_policy("churn")
     monitors = [{"name": "accuracy_floor", "type": "performance", "fired": fired, "summary": "accuracy 0.76 < 0.85", "results": []}]
@@ -103,7 +103,7 @@ def test_decide_acts_on_a_retrain_once_per_window(tmp_path: Path) -> None:
 
 def test_emergency_trigger_retrains_on_the_newest_data_with_the_policy_window(tmp_path: Path) -> None:
     from components.decision import decide
-    from components.monitor.report import MonitorReport
+    from components.monitor.results import MonitorReport
 
     policy = runtime.resolve_policy("fraud")
     monitors = [{"name": "error_stream", "type": "concept_drift", "fired": False, "summary": "quiet", "results": []}]
