@@ -155,7 +155,10 @@ def roll_out(
             metrics_source = source_from_settings(settings.prometheus_url, traffic_backend.metrics_targets)
         if frame is not None:
             logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would bury the step lines
-            traffic = replay_traffic(str(getattr(traffic_backend, "url")), policy, frame).start()  # noqa: B009 - local backends only
+            url = getattr(traffic_backend, "url", None)
+            if url is None:
+                raise ConfigError(f"the backend {type(traffic_backend).__name__} has no url to replay traffic through", fix="replay through a LocalBackend")
+            traffic = replay_traffic(str(url), policy, frame).start()
             cleanup.callback(lambda: say(f"replayed {traffic.sent} requests, {traffic.failed} failed"))
             cleanup.callback(traffic.stop)
             labels_fn = labels_fn or traffic.labels
