@@ -2,7 +2,8 @@
 
 It is rendered from ``summary.json`` alone (see :mod:`driftloop.demo`): metrics per period
 against their thresholds, drift statistics per period, decisions, and for each canary
-rollout the traffic and live metrics per step with its promote or rollback outcome.
+rollout the traffic share and each canary check against its threshold per step (the
+controller's own check results, :mod:`serving.canary.chart`) with its promote or rollback outcome.
 Plotly's JavaScript is inlined once, so the page works offline and from a file.
 
 >>> html = render_dashboard({"scenario": "churn", "periods": [], "events": [], "rollouts": []})
@@ -101,24 +102,12 @@ def _drift_figure(summary: dict[str, Any]) -> Any:
 
 
 def _rollout_figure(rollout: dict[str, Any]) -> Any:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    """The rollout chart (:mod:`serving.canary.chart`), drawn from the controller's check results of each step."""
+    from serving.canary.chart import rollout_figure
 
-    steps = rollout.get("steps", [])
-    labels = [f"step {i + 1}: {s.get('percent')}%" for i, s in enumerate(steps)]
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=labels, y=[s.get("percent") for s in steps], name="challenger traffic %", opacity=0.35), secondary_y=False)
-    for arm, dash in (("champion", "solid"), ("challenger", "dot")):
-        for metric in ("accuracy", "error_rate"):
-            ys = [((s.get(arm) or {}).get(metric)) for s in steps]
-            if any(y is not None for y in ys):
-                fig.add_trace(go.Scatter(x=labels, y=ys, mode="lines+markers", name=f"{arm} {metric}", line={"dash": dash}),
-                              secondary_y=True)
-    outcome = rollout.get("outcome", "")
-    fig.update_layout(title=f"Canary v{rollout.get('from_version')} -> v{rollout.get('to_version')}: {outcome}",
-                      height=340, margin={"t": 50, "b": 40})
-    fig.update_yaxes(title_text="traffic %", range=[0, 105], secondary_y=False)
-    fig.update_yaxes(title_text="live metric", secondary_y=True)
+    fig = rollout_figure(rollout, height_per_panel=200)
+    fig.update_layout(title=f"Canary v{rollout.get('from_version')} -> v{rollout.get('to_version')}: {rollout.get('outcome', '')} "
+                            f"({rollout.get('reason', '')})", margin={"t": 60, "b": 40})
     return fig
 
 

@@ -1,28 +1,26 @@
 """The KServe predictor: one ``kserve.Model`` serving an MLflow model version.
 
-It loads ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` once (the alias is
-resolved to a version at load, so a later alias move does not change a running server),
-serves KServe's v1 and v2 (Open Inference Protocol) REST endpoints through
-``kserve.ModelServer``, rejects malformed requests with ``InvalidInput`` (HTTP 400) naming
-the field, writes every prediction to the prediction log and counts requests, errors,
-latency and predictions per model version for ``/metrics``.
+It loads ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` once
+(:mod:`serving.model_loading`: the alias is resolved to a version at load, so a later
+alias move does not change a running server), serves KServe's v1 and v2 (Open Inference
+Protocol) REST endpoints through ``kserve.ModelServer``, rejects malformed requests with
+``InvalidInput`` (HTTP 400) naming the field, writes every prediction to the prediction
+log (:mod:`serving.prediction_log`) and counts requests, errors, latency and predictions
+per model version for ``/metrics`` (:mod:`serving.metrics`).
 
 ``python -m serving.predictor --model-name churn --model-uri models:/churn@champion
---http-port 8080 --log-dir logs`` runs it. ``--inject-latency-ms`` and
-``--inject-error-rate`` are explicit test hooks for the canary fault tests.
+--http-port 8080 --log-dir logs`` runs it; :func:`main` only wires arguments.
+``--inject-latency-ms`` and ``--inject-error-rate`` are explicit test hooks for the canary
+fault tests.
 
->>> parse_model_uri("models:/churn@champion")
-('churn', 'champion', None)
->>> parse_model_uri("models:/churn/3")
-('churn', None, '3')
+>>> build_parser().parse_args(["--model-name", "churn", "--model-uri", "models:/churn@champion"]).http_port
+8080
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 import random
 import sys
 import time
@@ -30,61 +28,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from components.errors import ConfigError, ServiceUnavailable
+from components.model_uri import parse_model_uri
+from serving.model_loading import resolve_version, schema_of
 from serving.schema import FeatureSchema
+from serving.server import KServeModel, one_blas_thread, quiet_request_logs
 
-try:  # kserve is a hard dependency of serving; importing it here keeps the class a real kserve.Model.
-    from kserve import Model as _KServeModel
-except ImportError:  # pragma: no cover
-    _KServeModel = object  # type: ignore[assignment,misc]
+__all__ = ["MlflowPredictor", "build_parser", "main", "parse_model_uri", "quiet_request_logs", "resolve_version", "schema_of"]
 
 
-def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """Split a registry URI into (name, alias, version); anything else is a ConfigError."""
-    if not uri.startswith("models:/"):
-        raise ConfigError(f"model URI {uri!r} is not a registry URI", fix="use models:/<name>@<alias> or models:/<name>/<version>")
-    rest = uri.removeprefix("models:/")
-    if "@" in rest:
-        name, alias = rest.split("@", 1)
-        if name and alias:
-            return name, alias, None
-    elif rest.count("/") == 1:
-        name, version = rest.split("/")
-        if name and version.isdigit():
-            return name, None, version
-    raise ConfigError(f"model URI {uri!r} is malformed", fix="use models:/<name>@<alias> or models:/<name>/<version>")
-
-
-def resolve_version(uri: str, tracking_uri: str | None = None) -> str:
-    """The registry version a URI points at now; ServiceUnavailable/ConfigError if it does not exist."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    name, alias, version = parse_model_uri(uri)
-    client = MlflowClient(tracking_uri=tracking_uri)
-    try:
-        if alias is not None:
-            return str(client.get_model_version_by_alias(name, alias).version)
-        return str(client.get_model_version(name, str(version)).version)
-    except MlflowException as exc:
-        raise ConfigError(f"model URI {uri!r} does not resolve in the registry at {tracking_uri or 'the default tracking URI'}: {exc.message.splitlines()[0]}",
-                          fix="register the model or set the alias (driftloop registry), or fix the URI") from None
-    except Exception as exc:  # connection errors of a remote tracking server
-        raise ServiceUnavailable(f"MLflow registry unreachable while resolving {uri!r}: {exc}", fix="start the MLflow server or fix DRIFTLOOP_MLFLOW_TRACKING_URI") from None
-
-
-def schema_of(pyfunc_model: Any) -> FeatureSchema:
-    """Feature schema from the model's config (driftloop models) or its signature."""
-    config = getattr(pyfunc_model, "model_config", None) or {}
-    if config.get("features"):
-        return FeatureSchema(tuple(config["features"]), tuple(config.get("categorical_features", [])))
-    input_schema = pyfunc_model.metadata.get_input_schema()
-    if input_schema is None:
-        raise ConfigError("the model has no signature and no feature list", fix="log it with a signature or pass --policy")
-    return FeatureSchema.from_signature(input_schema)
-
-
-class MlflowPredictor(_KServeModel):  # type: ignore[misc,valid-type]
+class MlflowPredictor(KServeModel):  # type: ignore[misc,valid-type]
     """Serve one MLflow pyfunc version under the KServe model name ``name``."""
 
     def __init__(
@@ -113,40 +65,18 @@ class MlflowPredictor(_KServeModel):  # type: ignore[misc,valid-type]
 
     def load(self) -> bool:
         """Resolve the URI to a version, load the pyfunc and open the prediction log."""
-        import mlflow
-
         from serving.metrics import default_metrics
+        from serving.model_loading import load_model
         from serving.prediction_log import PredictionLogger
 
-        self.version = resolve_version(self.model_uri, self.tracking_uri)
-        name, _, _ = parse_model_uri(self.model_uri)
-        if self.tracking_uri:
-            mlflow.set_tracking_uri(self.tracking_uri)
-        self._model = mlflow.pyfunc.load_model(f"models:/{name}/{self.version}")
+        loaded = load_model(self.model_uri, self.tracking_uri)
+        self.version, self._model = loaded.version, loaded.model
         self.schema = self.schema or schema_of(self._model)
-        if os.environ.get("OMP_NUM_THREADS") == "1":
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(1)  # the model's libraries are loaded now
-        self._warm_up()
         self.metrics = default_metrics()
         if self.log_dir is not None:
             self._logger = PredictionLogger(self.log_dir, self.name)
         self.ready = True
         return self.ready
-
-    def _warm_up(self) -> None:
-        """Predict once on the logged input example before reporting ready.
-
-        The first prediction pays lazy initialisation (about 150 ms for a scikit-learn
-        pipeline, seconds for Keras); without this it lands in a canary's latency p95.
-        """
-        try:
-            example = self._model.input_example
-            if example is not None:
-                self._model.predict(example)
-        except Exception as exc:  # a model without a usable example still serves
-            logging.getLogger(__name__).warning("warm-up prediction skipped: %s", exc)
 
     def stop(self) -> None:
         """Flush the prediction log when the server stops."""
@@ -209,18 +139,6 @@ def _plain(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def quiet_request_logs(access_log: bool = False) -> None:
-    """Drop KServe's per-request trace lines and FastAPI's per-request deprecation warning:
-    writing them costs more than a small model's prediction."""
-    import warnings
-
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
-    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
-    if not access_log:
-        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line arguments of ``python -m serving.predictor``."""
     p = argparse.ArgumentParser(prog="python -m serving.predictor", description="Serve an MLflow model version with KServe.")
@@ -241,12 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     """Wire arguments into an MlflowPredictor and run kserve.ModelServer (REST only)."""
     args = build_parser().parse_args(argv)
     sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported; keep our flags away from it
-    # One OpenMP/BLAS thread per server: requests are small and concurrent, and OpenMP
-    # barriers across oversubscribed cores made p95 latency 10-100x the median here. The
-    # variables must be set before scikit-learn loads libgomp (threadpoolctl only limits
-    # libraries already loaded); load() limits them again once the model is in.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+    one_blas_thread()  # before scikit-learn loads libgomp; load() limits the loaded libraries again
     import kserve
 
     from components.settings import Settings

@@ -1,12 +1,27 @@
-"""Replay labelled rows through a model endpoint: local traffic for rollouts and benchmarks.
+"""Replay labelled rows through a model endpoint: the one traffic replayer.
 
-Each row is one v1 request with a unique ``x-request-id``; the row's label is kept by id so
-the delayed-label join (:func:`labels`) works exactly as it would with real feedback.
+Each request is a KServe v1 ``predict`` call with its own ``x-request-id``; the labels of
+the rows it carried are kept by request id, so the delayed-label join
+(:meth:`ReplayTraffic.labels`, :func:`serving.prediction_log.join_labels`) works exactly as
+it would with real feedback. Two ways to drive it:
+
+- in the background (:meth:`~ReplayTraffic.start` / :meth:`~ReplayTraffic.stop`, or
+  ``with``): threads post single rows round-robin until stopped (``driftloop rollout
+  --replay``, the KFP canary step, the serving tests);
+- synchronously (:meth:`~ReplayTraffic.send`): post a frame in requests of ``batch`` rows
+  and return the logged request ids (the demo's compressed-time replay).
+
+A batched request's rows are logged as ``<id>-<i>``, a single row as ``<id>`` (the
+predictor's convention), and so are their labels.
 
 >>> import pandas as pd
->>> r = ReplayTraffic("http://127.0.0.1:1", "churn", pd.DataFrame({"x": [1.0], "y": [1]}), ["x"], label="y")
->>> r.instance(0)
-{'x': 1.0}
+>>> r = ReplayTraffic("http://127.0.0.1:1", "churn", pd.DataFrame({"x": [1.0, None], "y": [1, 0]}), ["x"], label="y")
+>>> r.instance(0), r.instance(1)
+({'x': 1.0}, {'x': None})
+>>> r.send(r.frame, "a", batch=2)  # nothing listens on port 1: the request fails, the replay goes on
+['a-0-0', 'a-0-1']
+>>> r.sent, r.failed, len(r.labels())
+(1, 1, 0)
 """
 
 from __future__ import annotations
@@ -14,29 +29,107 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
+class Reply(NamedTuple):
+    """One replayed request: its id, HTTP status (-1: no answer), the arm that served it and its label."""
+
+    request_id: str
+    status: int
+    served_by: str
+    label: Any
+
+
 class ReplayTraffic:
-    """Background threads posting rows round-robin until stopped; records every response."""
+    """Labelled replay load for a ``/v1/models/<model>:predict`` endpoint.
+
+    ``columns`` are sent as the instance (extra keys such as the entity or segment are
+    logged by the predictor, not given to the model); ``label`` and ``label_columns`` (e.g.
+    ``label_timestamp``, the entity) are kept per request id for :meth:`labels`.
+    """
 
     def __init__(self, url: str, model: str, frame: pd.DataFrame, columns: list[str], label: str | None = None,
-                 threads: int = 4, rate_per_thread: float | None = None) -> None:
-        self.url, self.model, self.columns, self.label = url.rstrip("/"), model, columns, label
-        self.rows = frame[columns].to_dict("records")
-        self.labels_by_row = frame[label].tolist() if label else None
+                 threads: int = 4, rate_per_thread: float | None = None, label_columns: list[str] | tuple[str, ...] = ()) -> None:
+        self.url, self.model, self.columns, self.label = url.rstrip("/"), model, list(columns), label
+        self.frame = frame
+        self.label_columns = [c for c in dict.fromkeys([*([label] if label else []), *label_columns]) if c in frame.columns]
         self.rate_per_thread = rate_per_thread
-        self.results: list[tuple[str, int, str, Any]] = []  # request id, status, served by, label
+        self.threads = threads
+        self.results: list[Reply] = []
+        self._labels: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._next = 0
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        self._threads: list[threading.Thread] = []
+        self._client: Any = None
+
+    # -- payloads -----------------------------------------------------------------------
+    @cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row's instance, built on first use (a synchronous replay never needs them all)."""
+        return self._records(self.frame)
+
+    @cached_property
+    def _row_labels(self) -> list[dict[str, Any]]:
+        return [{k: _plain(v) for k, v in row.items()} for row in self.frame[self.label_columns].to_dict("records")]
+
+    def _records(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """The instances of ``frame``: JSON-ready values, missing values as null."""
+        part = frame[self.columns].astype(object)
+        return [{k: _plain(v) for k, v in row.items()} for row in part.where(part.notna(), None).to_dict("records")]
 
     def instance(self, i: int) -> dict[str, Any]:
-        return {k: (v.item() if hasattr(v, "item") else v) for k, v in self.rows[i].items()}
+        """The request instance of row ``i`` of the replayed frame."""
+        return dict(self.rows[i])
+
+    def _label_rows(self, frame: pd.DataFrame, ids: list[str]) -> list[dict[str, Any]]:
+        if not self.label_columns:
+            return []
+        return [{"request_id": rid, **{k: _plain(v) for k, v in row.items()}}
+                for rid, row in zip(ids, frame[self.label_columns].to_dict("records"), strict=True)]
+
+    # -- sending ------------------------------------------------------------------------
+    def _post(self, client: Any, rid: str, instances: list[dict[str, Any]], labels: list[dict[str, Any]]) -> bool:
+        import httpx
+
+        try:
+            r = client.post(f"{self.url}/v1/models/{self.model}:predict", json={"instances": instances}, headers={"x-request-id": rid})
+            status, served = r.status_code, r.headers.get("x-served-by", "")
+        except httpx.HTTPError:  # a refused connection counts as a failed request, the replay goes on
+            status, served = -1, ""
+        label = labels[0].get(self.label) if len(labels) == 1 and self.label else None
+        with self._lock:
+            self.results.append(Reply(rid, status, served, label))
+            if status == 200:
+                self._labels.extend(labels)
+        return status == 200
+
+    def send(self, rows: pd.DataFrame, prefix: str, batch: int = 1, workers: int | None = None) -> list[str]:
+        """Post ``rows`` in requests of ``batch`` instances and wait for every answer.
+
+        Returns the ids the prediction log uses for the rows (``<prefix>-<n>`` per request,
+        ``-<i>`` per row when a request carries several).
+        """
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=(workers or self.threads) * 2))
+        jobs, ids = [], []
+        for n, start in enumerate(range(0, len(rows), batch)):
+            chunk = rows.iloc[start:start + batch]
+            rid = f"{prefix}-{n}"
+            row_ids = [rid] if len(chunk) == 1 else [f"{rid}-{i}" for i in range(len(chunk))]
+            ids.extend(row_ids)
+            jobs.append((rid, self._records(chunk), self._label_rows(chunk, row_ids)))
+        with ThreadPoolExecutor(workers or self.threads) as pool:
+            list(pool.map(lambda job: self._post(self._client, *job), jobs))
+        return ids
 
     def _run(self) -> None:
         import httpx
@@ -46,34 +139,60 @@ class ReplayTraffic:
                 with self._lock:
                     i = self._next = (self._next + 1) % len(self.rows)
                 rid = uuid.uuid4().hex
-                try:
-                    r = client.post(f"{self.url}/v1/models/{self.model}:predict", json={"instances": [self.instance(i)]}, headers={"x-request-id": rid})
-                    status, served = r.status_code, r.headers.get("x-served-by", "")
-                except httpx.HTTPError:
-                    status, served = -1, ""
-                with self._lock:
-                    self.results.append((rid, status, served, self.labels_by_row[i] if self.labels_by_row else None))
+                self._post(client, rid, [self.instance(i)], [{"request_id": rid, **self._row_labels[i]}] if self.label_columns else [])
                 if self.rate_per_thread:
                     time.sleep(1.0 / self.rate_per_thread)
 
     def start(self) -> ReplayTraffic:
+        """Start the background threads; returns self."""
+        self._stop.clear()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(self.threads)]
         for t in self._threads:
             t.start()
         return self
 
     def stop(self) -> None:
+        """Stop the background threads (after their request in flight) and close the client."""
         self._stop.set()
         for t in self._threads:
             t.join()
+        self._threads = []
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
+    def __enter__(self) -> ReplayTraffic:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what happened ------------------------------------------------------------------
     def labels(self) -> pd.DataFrame:
-        """``request_id`` and the label of every answered request so far."""
+        """``request_id``, the label and the ``label_columns`` of every answered request so far."""
         import pandas as pd
 
         with self._lock:
-            rows = [(rid, y) for rid, status, _, y in self.results if status == 200]
-        return pd.DataFrame(rows, columns=["request_id", self.label or "label"])
+            rows = list(self._labels)
+        return pd.DataFrame(rows, columns=["request_id", *self.label_columns])
 
-    def failures(self) -> int:
+    @property
+    def sent(self) -> int:
+        """Requests sent so far."""
         with self._lock:
-            return sum(1 for r in self.results if r[1] != 200)
+            return len(self.results)
+
+    @property
+    def failed(self) -> int:
+        """Requests that did not answer 200."""
+        return len(self.failures())
+
+    def failures(self) -> list[Reply]:
+        """Every request that did not answer 200."""
+        with self._lock:
+            return [r for r in self.results if r.status != 200]
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON needs."""
+    return value.item() if hasattr(value, "item") else value

@@ -20,7 +20,7 @@ import math
 import sys
 from typing import Any
 
-from serving.predictor import _KServeModel, quiet_request_logs
+from serving.server import KServeModel, quiet_request_logs
 
 
 def entity_ids(instances: Any, entity: str) -> list[int]:
@@ -43,7 +43,7 @@ def _plain(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-class FeastTransformer(_KServeModel):  # type: ignore[misc,valid-type]
+class FeastTransformer(KServeModel):  # type: ignore[misc,valid-type]
     """Look entity features up in Feast's online store and forward them to the predictor."""
 
     def __init__(self, name: str, policy: Any, settings: Any = None) -> None:

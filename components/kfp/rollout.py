@@ -1,7 +1,8 @@
 """KFP component for the canary rollout: step traffic to the challenger, analyse, promote or roll back.
 
-One component, because deploy, analysis and promote/rollback are one control loop
-(``serving.canary.controller.run_rollout``) that must keep its state between steps.
+One component, because deploy, analysis and promote/rollback are one control loop that
+must keep its state between steps; it calls :func:`serving.canary.rollout.roll_out`
+through :func:`components.kfp.canary.canary_rollout` (the CLI and the demo call it too).
 
 >>> sorted(canary_rollout.component_spec.outputs)
 ['Output', 'metrics', 'result', 'summary']
@@ -24,7 +25,8 @@ def canary_rollout(policy: str, backend: str, namespace: str, isvc: str, replay:
 
     done = canary.canary_rollout(runtime.resolve_policy(policy), runtime.settings_for(workdir), backend, namespace, isvc, replay, interval_seconds, on_step=print)
     runtime.write_text(result.path, json.dumps(done.to_dict(), default=str))
-    runtime.write_text(summary.path, canary.rollout_markdown(done))
+    runtime.write_text(summary.path, done.to_markdown())
     metrics.log_metric("steps", float(len(done.steps)))
+    metrics.log_metric("analysed_steps", float(len(done.analysed_steps)))
     metrics.log_metric("promoted", 1.0 if done.outcome == "promoted" else 0.0)
     return done.outcome

@@ -17,7 +17,8 @@ def serve(policy_path: str, alias: str, version: str | None, port: int, log_dir:
     """Serve models:/<model>@<alias> until interrupted."""
     from components.policy import load_policy
     from components.settings import Settings
-    from serving.predictor import main, resolve_version
+    from serving.model_loading import resolve_version
+    from serving.predictor import main
 
     policy = load_policy(policy_path)
     settings = Settings.from_env()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from components.errors import ConfigError, DriftloopError, ServiceUnavailable
+from components.model_uri import parse_model_uri
 from serving.canary.analysis import LABELLED_METRICS, ArmStats, Outcome, StepDecision, analyse_step
 from serving.canary.backends import TrafficBackend
 from serving.prometheus import ArmSnapshot, MetricsSource, arm_snapshot
@@ -33,6 +34,8 @@ class Registry(Protocol):
     """What the controller needs from the model registry (components.registry.ModelRegistry)."""
 
     def get(self, model: str, alias: str) -> Any: ...
+
+    def resolve(self, model: str, ref: str | int) -> Any: ...
 
     def set_challenger(self, model: str, version: int, actor: str = ..., reason: str = ...) -> Any: ...
 
@@ -54,14 +57,36 @@ class RolloutResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def analysed_steps(self) -> list[dict[str, Any]]:
+        """Steps decided on data: advanced, promoted or rolled back, or held on a failed check (not a "no data" hold).
 
-def _version_of(entry: Any) -> str:
-    """A registry answer (ModelVersion, dict, str or int) as a version string."""
-    if entry is None:
-        raise LookupError("no such alias")
-    if isinstance(entry, dict):
-        return str(entry["version"])
-    return str(getattr(entry, "version", entry))
+        >>> no_data = {"decision": "hold", "checks": [{"passed": True}, {"passed": None}]}
+        >>> failed = {"decision": "hold", "checks": [{"passed": False}]}
+        >>> [s["decision"] for s in RolloutResult("rolled_back", "", "1", "2", [no_data, failed, {"decision": "rollback"}]).analysed_steps]
+        ['hold', 'rollback']
+        """
+        return [s for s in self.steps if s["decision"] != "hold" or any(c.get("passed") is False for c in s.get("checks", []))]
+
+    def to_markdown(self) -> str:
+        """The outcome and one table row per analysed step.
+
+        >>> print(RolloutResult("promoted", "all checks passed", "1", "2", [{"percent": 50, "decision": "advance", "reasons": []}]).to_markdown())
+        # Canary: promoted
+        <BLANKLINE>
+        all checks passed
+        <BLANKLINE>
+        champion v1, challenger v2
+        <BLANKLINE>
+        | traffic | decision | reasons |
+        | --- | --- | --- |
+        | 50% | advance | - |
+        <BLANKLINE>
+        """
+        lines = [f"# Canary: {self.outcome.replace('_', ' ')}", "", self.reason, "", f"champion v{self.champion_version}, challenger v{self.challenger_version}",
+                 "", "| traffic | decision | reasons |", "| --- | --- | --- |"]
+        lines += [f"| {s['percent']}% | {s['decision']} | {'; '.join(s['reasons']) or '-'} |" for s in self.steps]
+        return "\n".join(lines) + "\n"
 
 
 def format_step(index: int, total: int, percent: int, decision: StepDecision) -> str:
@@ -74,7 +99,7 @@ def format_step(index: int, total: int, percent: int, decision: StepDecision) ->
 
 
 def labelled_outcomes(log_df: pd.DataFrame, labels: pd.DataFrame, label: str, metrics: set[str], segment: str | None) -> dict[str, dict[str, Outcome]]:
-    """Per model version: accuracy (prediction >= 0.5 equals the label) and ctr (label rate),
+    """Per model version: accuracy (:func:`components.metrics.correct`) and ctr (label rate),
     overall and per segment, from the prediction log joined with delayed labels by request id.
 
     >>> import pandas as pd
@@ -83,6 +108,9 @@ def labelled_outcomes(log_df: pd.DataFrame, labels: pd.DataFrame, label: str, me
     >>> out["1"]["accuracy"], out["2"]["accuracy[x]"]
     (Outcome(n=2, successes=1), Outcome(n=1, successes=0))
     """
+    import pandas as pd
+
+    from components.metrics import correct
     from serving.prediction_log import join_labels
 
     if label not in labels.columns:
@@ -91,7 +119,7 @@ def labelled_outcomes(log_df: pd.DataFrame, labels: pd.DataFrame, label: str, me
     out: dict[str, dict[str, Outcome]] = {}
     for version, group in joined.groupby("model_version"):
         y = group[label].astype(int)
-        hits = {"accuracy": ((group["prediction"] >= 0.5).astype(int) == y), "ctr": y == 1}
+        hits = {"accuracy": pd.Series(correct(y, group["prediction"]), index=group.index), "ctr": y == 1}
         arm: dict[str, Outcome] = {}
         for metric in metrics:
             arm[metric] = Outcome(len(group), int(hits[metric].sum()))
@@ -113,35 +141,12 @@ def preflight(policy: Policy, registry: Registry, challenger_uri: str, labels: A
                               fix="pass a labels source and the prediction log directory, or remove the check")
         if check.max is None and check.max_ratio is None and check.max_drop is None:
             raise ConfigError(f"rollout.checks[{i}] ({check.metric}) has no threshold", fix="set max, max_ratio or max_drop")
-    try:
-        champion = _version_of(registry.get(policy.model, "champion"))
-    except DriftloopError:
-        raise
-    except Exception as exc:
-        raise ConfigError(f"model {policy.model!r} has no champion version in the registry: {exc}", fix="promote a version first (driftloop registry)") from None
-    challenger = _resolve(registry, policy.model, challenger_uri)
+    champion = str(registry.resolve(policy.model, "champion").version)
+    parse_model_uri(challenger_uri)  # a registry URI, not a path or a bare alias
+    challenger = str(registry.resolve(policy.model, challenger_uri).version)
     if challenger == champion:
         raise ConfigError(f"challenger {challenger_uri} is the champion (version {champion})", fix="register a new version as the challenger")
     return champion, challenger
-
-
-def _resolve(registry: Registry, model: str, uri: str) -> str:
-    from serving.predictor import parse_model_uri
-
-    name, alias, version = parse_model_uri(uri)
-    if name != model:
-        raise ConfigError(f"challenger URI {uri!r} names model {name!r}, the policy serves {model!r}", fix=f"use models:/{model}@challenger")
-    if version is not None:
-        known = getattr(registry, "versions", None)
-        if known is not None and version not in {_version_of(v) for v in known(model)}:
-            raise ConfigError(f"challenger URI {uri!r} names a version the registry does not have", fix=f"list versions with 'driftloop registry' and use models:/{model}/<version>")
-        return version
-    try:
-        return _version_of(registry.get(model, str(alias)))
-    except DriftloopError:
-        raise
-    except Exception as exc:
-        raise ConfigError(f"challenger URI {uri!r} does not resolve: {exc}", fix=f"register a version and set the alias: models:/{model}@{alias}") from None
 
 
 def run_rollout(
@@ -192,7 +197,7 @@ def run_rollout(
             # ModelRegistry.rollback drops the challenger alias; without one it would restore
             # an older champion, so make sure the alias names the version that was rolled out.
             current = registry.get(model, "challenger")
-            if current is None or _version_of(current) != challenger_v:
+            if current is None or str(current.version) != challenger_v:
                 registry.set_challenger(model, int(challenger_v), actor=actor, reason="canary rollout under way")
             registry.rollback(model, actor=actor, reason=f"canary rollout of version {challenger_v}: {reason}")
         say(f"{outcome.replace('_', ' ')}: {reason}")

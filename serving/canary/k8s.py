@@ -59,7 +59,8 @@ def mlflow_storage_uri(model_uri: str, tracking_uri: str | None = None) -> str:
     """Where a registry version's files live (what KServe's storage initializer downloads)."""
     from mlflow import MlflowClient
 
-    from serving.predictor import parse_model_uri, resolve_version
+    from components.model_uri import parse_model_uri
+    from serving.model_loading import resolve_version
 
     name, _, _ = parse_model_uri(model_uri)
     version = resolve_version(model_uri, tracking_uri)

@@ -30,8 +30,9 @@ def sample_summary() -> dict:
         "rollouts": [{"period": "2025-08", "from_version": "1", "to_version": "2", "outcome": "promoted",
                       "reason": "all checks passed at every step",
                       "steps": [{"percent": p, "decision": "advance", "reasons": ["ok"],
-                                 "champion": {"accuracy": 0.8, "error_rate": 0.0},
-                                 "challenger": {"accuracy": 0.88, "error_rate": 0.0}} for p in (10, 25, 50, 100)]}],
+                                 "checks": [{"metric": "error_rate", "value": 0.0, "threshold": 0.01, "passed": True},
+                                            {"metric": "accuracy", "value": -0.08, "threshold": 0.02, "passed": True}]}
+                                for p in (10, 25, 50, 100)]}],
     }
 
 
@@ -40,6 +41,16 @@ def test_dashboard_is_self_contained() -> None:
     assert "<script src=" not in html, "no external scripts: the page must work offline"
     assert "Rollout 1: v1 -> v2: promoted" in html
     assert "accuracy_floor: accuracy 0.80 &lt; 0.85" in html
+
+
+def test_rollout_figure_is_the_controllers_checks() -> None:
+    from driftloop.dashboard import _rollout_figure
+
+    fig = _rollout_figure(sample_summary()["rollouts"][0])
+    by_name = {t.name: list(t.y) for t in fig.data}
+    # each check's value and its limit, step by step, exactly as the controller recorded them
+    assert by_name["error_rate"] == [0.0] * 4 and by_name["accuracy limit"] == [0.02] * 4
+    assert by_name["accuracy"] == [-0.08] * 4 and by_name["traffic %"] == [10, 25, 50, 100]
 
 
 def test_dashboard_renders_in_chromium_without_console_errors(tmp_path: Path, artifacts_dir: Path) -> None:

@@ -119,7 +119,12 @@ def test_rollout_pipeline_canaries_the_challenger(loop: dict[str, object], capsy
     assert run.outputs["Output"] == result["outcome"]
     assert summary.startswith(f"# Canary: {result['outcome'].replace('_', ' ')}")
     assert registry.get("churn", "challenger") is None  # promoted or rolled back: the canary always ends
+    # The outcome must rest on analysis: at least one step decided on data (advanced, promoted,
+    # rolled back or held on a failed check), not only "no data" holds.
+    analysed = [s for s in result["steps"] if s["decision"] != "hold" or any(c["passed"] is False for c in s["checks"])]
+    assert analysed, f"the canary ended {result['outcome']} without analysing a step: {result['reason']}"
     if result["outcome"] == "promoted":
+        assert analysed[-1]["decision"] == "promote" and analysed[-1]["percent"] == 100
         assert registry.get("churn", "champion").version == 2
         assert "| 50% | advance |" in summary
     else:

@@ -21,6 +21,7 @@ import pytest
 
 from serving.metrics import LATENCY_BUCKETS, PREDICTION_BUCKETS
 from serving.prometheus import Sample, parse_selector
+from serving.traffic import ReplayTraffic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,59 +181,9 @@ def registry(store: Store, tmp_path: Path):
     return reg
 
 
-class Traffic:
-    """Background clients sending labelled requests with unique ids; records every response."""
-
-    def __init__(self, url: str, threads: int = 8, seed: int = 11) -> None:
-        import threading
-
-        self.url = url
-        self.data = make_data(20000, seed)
-        self.results: list[tuple[str, int, str, int]] = []  # request id, status, served by, label
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._next = 0
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def _take(self) -> int:
-        with self._lock:
-            self._next = (self._next + 1) % len(self.data)
-            return self._next
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=30) as client:
-            while not self._stop.is_set():
-                i = self._take()
-                row = self.data.iloc[i]
-                rid = f"t{i}-{time.monotonic_ns()}"
-                inst = {c: float(row[c]) for c in NUMERIC} | {"segment": row["segment"]}
-                try:
-                    r = client.post(f"{self.url}/v1/models/{MODEL}:predict", json={"instances": [inst]}, headers={"x-request-id": rid})
-                    status, served = r.status_code, r.headers.get("x-served-by", "?")
-                except httpx.HTTPError:
-                    status, served = -1, "?"
-                with self._lock:
-                    self.results.append((rid, status, served, int(row["label"])))
-
-    def __enter__(self) -> Traffic:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join()
-
-    def labels(self) -> pd.DataFrame:
-        """Delayed labels of every request answered so far."""
-        with self._lock:
-            rows = [(rid, label) for rid, status, _, label in self.results if status == 200]
-        return pd.DataFrame(rows, columns=["request_id", "label"])
-
-    def failures(self) -> list[tuple[str, int, str, int]]:
-        with self._lock:
-            return [r for r in self.results if r[1] != 200]
+def live_traffic(url: str, threads: int = 8, seed: int = 11) -> ReplayTraffic:
+    """Background labelled requests of :func:`make_data` rows through ``url`` (the product's replayer)."""
+    return ReplayTraffic(url, MODEL, make_data(20000, seed), [*NUMERIC, *CATEGORICAL], label="label", threads=threads)
 
 
 class SpyBackend:

@@ -46,7 +46,7 @@ def test_serve_serves_the_alias(store, registry, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--challenger", f"models:/{MODEL}/99"], "names a version the registry does not have"),
+        (["--challenger", f"models:/{MODEL}/99"], "does not resolve"),
         ([], "does not resolve"),  # no challenger alias is set
     ],
 )

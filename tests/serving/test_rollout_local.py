@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 from serving_fixtures import (
     MODEL,
-    Traffic,
     free_port,
+    live_traffic,
     policy_dict,
     predictor_process,
     start_prometheus,
 )
 
 from components.policy import policy_from_dict
-from serving.canary.controller import run_rollout
+from components.settings import Settings
 from serving.canary.local import LocalBackend
+from serving.canary.rollout import roll_out
 from serving.prometheus import DirectSource, PrometheusSource
 
 pytestmark = pytest.mark.e2e
@@ -47,10 +48,10 @@ def rollout(store, registry, champion, tmp_path: Path, version: str, challenger_
             stack.callback(proc.wait, 20)
             stack.callback(proc.terminate)
             source = PrometheusSource(prom_url)
-        with Traffic(backend.url, threads=4) as traffic:
-            result = run_rollout(policy, backend, source, registry,
-                                 challenger_uri=f"models:/{MODEL}/{version}", labels=traffic.labels, log_dir=log_dir,
-                                 on_step=lines.append)
+        with live_traffic(backend.url, threads=4) as traffic:
+            settings = Settings(workdir=tmp_path / "work", mlflow_tracking_uri=store.tracking_uri)
+            result = roll_out(policy, settings, backend, challenger_uri=f"models:/{MODEL}/{version}", labels=traffic.labels,
+                              log_dir=log_dir, registry=registry, metrics_source=source, on_step=lines.append)
             final_traffic = backend.current_traffic()
     return result, traffic, lines, final_traffic
 
@@ -58,7 +59,7 @@ def rollout(store, registry, champion, tmp_path: Path, version: str, challenger_
 def test_good_challenger_is_promoted_without_failed_requests(store, registry, champion, tmp_path: Path, artifacts_dir: Path) -> None:
     result, traffic, lines, final = rollout(store, registry, champion, tmp_path, store.versions["good2"])
     assert result.outcome == "promoted", lines
-    from serving.canary.report import write_rollout_report
+    from serving.canary.chart import write_rollout_report
 
     assert write_rollout_report(result, artifacts_dir / "rollout-promoted.html").stat().st_size > 100_000
     assert [s["percent"] for s in result.steps if s["decision"] != "hold"] == [50, 100]

@@ -41,7 +41,7 @@ def test_bad_policies_fail_before_traffic_moves(store, registry, overrides: dict
 @pytest.mark.parametrize(
     ("uri", "needle"),
     [
-        (f"models:/{MODEL}/99", "names a version the registry does not have"),
+        (f"models:/{MODEL}/99", "does not resolve"),
         (f"models:/{MODEL}@nonexistent", "does not resolve"),
         ("s3://bucket/model", "is not a registry URI"),
         ("models:/other@challenger", "names model 'other'"),

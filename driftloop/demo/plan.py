@@ -1,0 +1,74 @@
+"""How each seed scenario is replayed by the demo: data size, the champion's cut-off, the periods.
+
+>>> plan = plan_for("churn")
+>>> [p.strftime("%Y-%m") for p in plan.periods][:3], plan.train_end.date().isoformat()
+(['2025-05', '2025-06', '2025-07'], '2025-01-01')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from components.errors import DataError
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """How a scenario is replayed: data size, the champion's training cut-off, the periods."""
+
+    scenario: str
+    rows: int
+    train_end: pd.Timestamp
+    periods: list[pd.Timestamp]
+    period: pd.DateOffset
+    label: str  # how a period is written on the dashboard (strftime)
+    batch: int = 25  # instances per request during the replay
+    canary_batch: int = 4  # instances per request during a canary (more requests, finer split)
+    canary_requests: int = 160  # requests per analysis interval
+    min_requests: int = 12  # per arm per step, for the demo's short intervals
+    seed: int = 0
+    rollout_steps: tuple[int, ...] = (10, 25, 50, 100)
+
+
+def _utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def plan_for(scenario: str, seed: int = 0) -> DemoPlan:
+    """The replay plan of a seed scenario (its onset falls inside the replayed periods)."""
+    month, hours12 = pd.DateOffset(months=1), pd.DateOffset(hours=12)
+    plans = {
+        "churn": DemoPlan("churn", 48_000, _utc("2025-01-01"),
+                          list(pd.date_range("2025-05-01", "2025-10-01", freq="MS", tz="UTC")), month, "%Y-%m"),
+        "credit": DemoPlan("credit", 60_000, _utc("2025-01-01"),
+                           list(pd.date_range("2025-03-01", "2025-12-01", freq="MS", tz="UTC")), month, "%Y-%m"),
+        "fraud": DemoPlan("fraud", 100_000, _utc("2025-03-07"),
+                          list(pd.date_range("2025-03-08", "2025-03-13 12:00", freq="12h", tz="UTC")), hours12, "%m-%d %Hh",
+                          batch=50),
+        "recsys": DemoPlan("recsys", 120_000, _utc("2025-05-22"),
+                           list(pd.date_range("2025-05-24", "2025-06-27", freq="4D", tz="UTC")), pd.DateOffset(days=4), "%m-%d",
+                           batch=50),
+        "concept": DemoPlan("concept", 72_000, _utc("2025-04-08"),
+                            list(pd.date_range("2025-04-10", "2025-04-29", freq="2D", tz="UTC")), pd.DateOffset(days=2), "%m-%d"),
+    }
+    if scenario not in plans:
+        raise DataError(f"unknown scenario {scenario!r}", fix=f"use one of: {', '.join(sorted(plans))}")
+    plan = plans[scenario]
+    return plan if seed == plan.seed else DemoPlan(**{**plan.__dict__, "seed": seed})
+
+
+def demo_policy_yaml(policy: Any, plan: DemoPlan) -> str:
+    """The scenario's policy with the rollout tuned for compressed time (fewer requests per step).
+
+    >>> from components.policy import load_policy
+    >>> "min_requests: 12" in demo_policy_yaml(load_policy("churn"), plan_for("churn"))
+    True
+    """
+    import yaml
+
+    raw = policy.model_dump(mode="json", exclude_none=True)
+    raw["rollout"] = {**raw["rollout"], "min_requests": plan.min_requests, "steps": list(plan.rollout_steps), "interval_seconds": 1}
+    return yaml.safe_dump(raw, sort_keys=False)
