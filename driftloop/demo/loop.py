@@ -108,18 +108,6 @@ class Demo:
                 self.say(f"[yellow]{name} pipeline failed ({exc.problem[:160]}); retrying once[/yellow]")
         raise AssertionError("unreachable")
 
-    def bootstrap_champion(self) -> Any:
-        """The first model has no champion to beat: promote the gated challenger to champion."""
-        reg = self.registry()
-        champion = reg.get(self.policy.model, "champion")
-        if champion is None:
-            challenger = reg.get(self.policy.model, "challenger")
-            if challenger is None:
-                raise DriftloopError("the first training run registered no model", fix=f"read {self.workdir / 'logs' / 'pipelines.log'}")
-            champion = reg.promote(self.policy.model, challenger.version, actor="driftloop-demo",
-                                   reason="first model of the demo: no champion to compare with")
-        return champion
-
     def registry(self) -> Any:
         from components.registry import ModelRegistry
 
@@ -150,7 +138,11 @@ class Demo:
         data = self._phase("generate data", self.prepare_data)
         self._phase("apply and materialize features (Feast)", self.prepare_features)
         self._phase("train champion (train pipeline, kfp.local)", lambda: self.train(self.plan.train_end))
-        champion = self.bootstrap_champion()
+        # the train pipeline's register step applies the one rule: the first passing model is champion
+        champion = self.registry().get(self.policy.model, "champion")
+        if champion is None:
+            raise DriftloopError("the first training run left no champion (its model failed the gate)",
+                                 fix=f"read the gate's reasons in {self.workdir / 'logs' / 'pipelines.log'}")
         self.say(f"champion: {self.policy.model} v{champion.version} trained on data before {self.plan.train_end.date()}")
         log_dir = self.workdir / "prediction-log"
         policy_file = self.workdir / "policy.yaml"

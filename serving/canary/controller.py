@@ -108,26 +108,12 @@ def labelled_outcomes(log_df: pd.DataFrame, labels: pd.DataFrame, label: str, me
     >>> out["1"]["accuracy"], out["2"]["accuracy[x]"]
     (Outcome(n=2, successes=1), Outcome(n=1, successes=0))
     """
-    import pandas as pd
-
-    from components.metrics import correct
+    from serving.canary.analysis import labelled_outcome_counts
     from serving.prediction_log import join_labels
 
     if label not in labels.columns:
         raise ConfigError(f"labels frame has no column {label!r}", fix="give request_id and the policy's label column")
-    joined = join_labels(log_df, labels[["request_id", label]])
-    out: dict[str, dict[str, Outcome]] = {}
-    for version, group in joined.groupby("model_version"):
-        y = group[label].astype(int)
-        hits = {"accuracy": pd.Series(correct(y, group["prediction"]), index=group.index), "ctr": y == 1}
-        arm: dict[str, Outcome] = {}
-        for metric in metrics:
-            arm[metric] = Outcome(len(group), int(hits[metric].sum()))
-            if segment and segment in group.columns:
-                for seg, idx in group.groupby(segment).groups.items():
-                    arm[f"{metric}[{seg}]"] = Outcome(len(idx), int(hits[metric].loc[idx].sum()))
-        out[str(version)] = arm
-    return out
+    return labelled_outcome_counts(join_labels(log_df, labels[["request_id", label]]), label, metrics, segment)
 
 
 def preflight(policy: Policy, registry: Registry, challenger_uri: str, labels: Any, log_dir: Any) -> tuple[str, str]:

@@ -94,6 +94,21 @@ def _labels_source(labels: Any) -> Callable[[], pd.DataFrame] | None:
     return lambda: frame
 
 
+def with_settings(policy: Policy, settings: Settings) -> Policy:
+    """``policy`` with the rollout fields the settings override (a dev overlay's shorter canary).
+
+    >>> from components.policy import load_policy
+    >>> from components.settings import Settings
+    >>> s = Settings.from_env({"DRIFTLOOP_ROLLOUT_STEPS": "50,100", "DRIFTLOOP_ROLLOUT_INTERVAL_SECONDS": "10"})
+    >>> with_settings(load_policy("churn"), s).rollout.steps
+    [50, 100]
+    """
+    overrides = settings.rollout_overrides()
+    if not overrides:
+        return policy
+    return policy.model_copy(update={"rollout": policy.rollout.model_copy(update=overrides)})
+
+
 def roll_out(
     policy: Policy,
     settings: Settings,
@@ -127,7 +142,8 @@ def roll_out(
     with no process started; afterwards the result says ``promoted`` or ``rolled_back``.
     """
     say = on_step or (lambda line: None)
-    policy = with_interval(policy, interval_seconds)
+    # settings (DRIFTLOOP_ROLLOUT_*, e.g. the dev overlay) override the policy; an explicit interval wins over both
+    policy = with_interval(with_settings(policy, settings), interval_seconds)
     if isinstance(backend, str) and backend not in BACKENDS:
         raise ConfigError(f"unknown canary backend {backend!r}", fix=f"use one of: {', '.join(BACKENDS)}")
     if backend == "kubernetes" and not settings.prometheus_url:

@@ -60,16 +60,16 @@ def _report(run: LocalRun) -> dict:
     return json.loads(path.read_text())
 
 
-def test_train_pipeline_registers_a_gated_challenger(loop: dict[str, object]) -> None:
+def test_train_pipeline_makes_the_first_passing_model_champion(loop: dict[str, object]) -> None:
     run = _run(loop, "train", strategy="full", end="2025-01-01")
     assert run.outputs == {"Output": True}
     registry: ModelRegistry = loop["registry"]  # type: ignore[assignment]
-    challenger = registry.get("churn", "challenger")
-    assert challenger is not None and challenger.version == 1
-    assert challenger.tags["driftloop.window"] == "2024-01-01T00:00:00+00:00/2025-01-01T00:00:00+00:00"
+    champion = registry.get("churn", "champion")
+    assert champion is not None and champion.version == 1, "one retrain rule: the first passing model becomes champion"
+    assert registry.get("churn", "challenger") is None
+    assert champion.tags["driftloop.window"] == "2024-01-01T00:00:00+00:00/2025-01-01T00:00:00+00:00"
     assert {"train", "evaluate", "register"} <= set(run.task_dirs())
     assert "PASSED" in run.artifacts("verdict_md")[0].read_text()
-    registry.promote("churn", 1, reason="first model")  # what a successful canary rollout does
 
 
 def test_loop_stays_quiet_before_the_onset(loop: dict[str, object]) -> None:

@@ -115,3 +115,22 @@ def test_demo_rolls_out_through_the_entry_point(monkeypatch: pytest.MonkeyPatch,
     assert kwargs["challenger_uri"] == "models:/churn/2" and kwargs["labels"] is traffic.labels
     (record,) = demo.summary["rollouts"]
     assert record["outcome"] == "promoted" and record["steps"][0]["checks"][0]["metric"] == "error_rate"
+
+
+def test_settings_rollout_overrides_reach_the_controller(store, registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dev overlay's DRIFTLOOP_ROLLOUT_STEPS / _INTERVAL_SECONDS shape the rollout the controller runs."""
+    import serving.canary.rollout as rollout
+
+    seen: dict[str, Any] = {}
+
+    def controller(policy: Any, backend: Any, source: Any, registry: Any, **kwargs: Any) -> RolloutResult:
+        seen.update(steps=list(policy.rollout.steps), interval=policy.rollout.interval_seconds)
+        return RolloutResult("promoted", "stub", "1", "2")
+
+    monkeypatch.setattr(rollout, "run_rollout", controller)
+    env = {"DRIFTLOOP_WORKDIR": str(tmp_path / "work"), "DRIFTLOOP_MLFLOW_TRACKING_URI": store.tracking_uri,
+           "DRIFTLOOP_ROLLOUT_STEPS": "50,100", "DRIFTLOOP_ROLLOUT_INTERVAL_SECONDS": "10"}
+    backend = SimpleNamespace(metrics_targets=lambda: [])
+    roll_out(policy_from_dict(policy_dict(checks=[{"metric": "error_rate", "max": 0.01}])), Settings.from_env(env), backend,
+             challenger_uri=f"models:/{MODEL}/{store.versions['good2']}", registry=registry, metrics_source=object())
+    assert seen == {"steps": [50, 100], "interval": 10.0}
