@@ -108,7 +108,8 @@ class Quality(_Strict):
     """Data-quality limits of one batch (shares are fractions of the batch's rows)."""
 
     max_null_share: float = Field(0.05, ge=0, le=1)
-    max_out_of_range_share: float = Field(0.01, ge=0, le=1)  # outside [min, max] of the reference (or `ranges`)
+    max_out_of_range_share: float = Field(0.01, ge=0, le=1)  # outside the reference range (or `ranges`)
+    range_margin: float = Field(0.1, ge=0)  # the reference [min, max] widened by this share of its span on each side
     ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)  # explicit [low, high] per numeric feature
     max_new_category_share: float = Field(0.01, ge=0, le=1)  # rows with categories the reference never saw
     min_vanished_category_share: float = Field(0.01, ge=0, le=1)  # a reference category this common must appear
