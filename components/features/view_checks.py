@@ -89,6 +89,7 @@ class DriftSettings(_Strict):
     categorical_test: Annotated[str, AfterValidator(_p_value_test("cat"))] = "chi2"
     p_value: float = Field(0.05, gt=0, lt=1)
     correction: Literal["bonferroni", "fdr"] = "bonferroni"
+    skip: list[str] = Field(default_factory=list)  # features not drift-tested (counters that grow by design); still quality-checked
 
 
 class Volume(_Strict):

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from components.errors import ConfigError
 from components.features.view_checks import ViewCheck
 from components.jsonsafe import json_safe
 from components.monitor.reference_summary import ReferenceSummary
@@ -61,6 +62,7 @@ class ViewProfile:
     """The reference of one feature view: drift summary plus quality facts of the reference window."""
 
     summary: ReferenceSummary
+    columns: list[str]  # every feature of the view (quality checks), drift-tested or not
     ranges: dict[str, tuple[float, float]]
     categories: dict[str, dict[str, float]]  # category -> share of the reference rows
     rows_per_day: float
@@ -69,7 +71,11 @@ class ViewProfile:
     def fit(cls, reference: pd.DataFrame, numeric: list[str], categorical: list[str], check: ViewCheck, start: Any, end: Any) -> ViewProfile:
         """Profile the reference rows of the window ``[start, end)``."""
         d = check.drift
-        summary = ReferenceSummary.fit(reference, numeric, categorical, d.numeric_test, d.categorical_test, d.correction, d.p_value, exact=True)
+        unknown = sorted(set(d.skip) - set(numeric) - set(categorical))
+        if unknown:
+            raise ConfigError(f"drift.skip names {unknown}, which are not features of the view", fix=f"use some of {', '.join([*numeric, *categorical])}")
+        tested_num, tested_cat = [c for c in numeric if c not in d.skip], [c for c in categorical if c not in d.skip]
+        summary = ReferenceSummary.fit(reference, tested_num, tested_cat, d.numeric_test, d.categorical_test, d.correction, d.p_value, exact=True)
         # a batch's extremes exceed the reference's by chance; the margin keeps that from failing clean batches
         margin = check.quality.range_margin
         lows, highs = reference[numeric].min(), reference[numeric].max()
@@ -77,7 +83,7 @@ class ViewProfile:
         ranges.update({c: tuple(map(float, r)) for c, r in check.quality.ranges.items()})  # type: ignore[misc]
         cats = {c: {str(k): float(v) for k, v in reference[c].dropna().astype(str).value_counts(normalize=True).items()} for c in categorical}
         days = max((pd.Timestamp(end) - pd.Timestamp(start)) / pd.Timedelta(days=1), 1e-9)
-        return cls(summary, ranges, cats, len(reference) / days)
+        return cls(summary, [*numeric, *categorical], ranges, cats, len(reference) / days)
 
 
 @dataclass
@@ -137,7 +143,7 @@ def _quality(batch: pd.DataFrame, profile: ViewProfile, check: ViewCheck, start:
     q = check.quality
     n = len(batch)
     out: list[QualityResult] = []
-    for col in [*profile.summary.numeric, *profile.summary.categorical]:
+    for col in profile.columns:
         share = float(batch[col].isna().mean()) if n and col in batch else 1.0
         out.append(QualityResult("null_share", col, share, f"<= {q.max_null_share}", share <= q.max_null_share))
     for col, (low, high) in profile.ranges.items():
