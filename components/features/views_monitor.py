@@ -39,6 +39,24 @@ from components.monitor.reference_summary import ReferenceSummary
 from components.monitor.results import TestResult
 
 TIMESTAMP = "event_timestamp"
+# what str() makes of a missing value: ingest casts categorical features with astype(str), so a
+# null arrives in the offline store as the text "nan" (or "None", "<NA>")
+MISSING_TEXT = frozenset({"nan", "None", "<NA>", "NaT"})
+
+
+def with_nulls(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+    """``frame`` with the missing-value texts of its categorical columns turned back into nulls.
+
+    >>> with_nulls(pd.DataFrame({"plan": ["a", "nan", None]}), ["plan"])["plan"].isna().tolist()
+    [False, True, True]
+    """
+    cols = [c for c in categorical if c in frame and frame[c].isin(MISSING_TEXT).any()]
+    if not cols:
+        return frame
+    out = frame.copy()
+    for c in cols:
+        out[c] = out[c].where(~out[c].isin(MISSING_TEXT), None)
+    return out
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,7 @@ class ViewProfile:
     @classmethod
     def fit(cls, reference: pd.DataFrame, numeric: list[str], categorical: list[str], check: ViewCheck, start: Any, end: Any) -> ViewProfile:
         """Profile the reference rows of the window ``[start, end)``."""
+        reference = with_nulls(reference, categorical)
         d = check.drift
         unknown = sorted(set(d.skip) - set(numeric) - set(categorical))
         if unknown:
@@ -199,8 +218,9 @@ def _drift(batch: pd.DataFrame, profile: ViewProfile, check: ViewCheck) -> list[
 def check_batch(batch: pd.DataFrame, profile: ViewProfile, check: ViewCheck, start: Any, end: Any, view: str = "") -> ViewReport:
     """Check the rows of one batch (event times in ``[start, end)``) against the view's profile."""
     window = {"start": _utc(start).isoformat(), "end": _utc(end).isoformat()}
+    batch = with_nulls(batch, list(profile.categories))
     drift = _drift(batch, profile, check) if len(batch) >= check.min_rows else []
     return ViewReport(view, window, len(batch), drift, _quality(batch, profile, check, start, end), check.on_fail)
 
 
-__all__ = ["QualityResult", "ViewProfile", "ViewReport", "check_batch"]
+__all__ = ["QualityResult", "ViewProfile", "ViewReport", "check_batch", "with_nulls"]
