@@ -128,6 +128,11 @@ class ViewReport:
         return not self.failed_quality
 
     @property
+    def verdict(self) -> str:
+        """``"passed"``, ``"blocked"`` (failed, kept out of the online store) or ``"warned"`` (failed, reported only)."""
+        return "passed" if self.passed else ("blocked" if self.blocked else "warned")
+
+    @property
     def drifted_features(self) -> list[str]:
         return [r.feature for r in self.drift if r.drift and r.feature]
 
@@ -139,7 +144,7 @@ class ViewReport:
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe({
-            "view": self.view, "window": self.window, "rows": self.rows, "passed": self.passed, "blocked": self.blocked,
+            "view": self.view, "window": self.window, "rows": self.rows, "passed": self.passed, "verdict": self.verdict, "blocked": self.blocked,
             "on_fail": self.on_fail, "drifted_features": self.drifted_features, "affected_features": self.affected_features,
             "models": self.models, "drift": [r.to_dict() for r in self.drift], "quality": [dataclasses.asdict(q) for q in self.quality],
         })
