@@ -3,6 +3,7 @@ materialization, kept out of the online store, and told once to every model that
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -84,6 +85,28 @@ def test_broken_month_is_blocked_and_every_reader_is_named(work: tuple[Settings,
     # one event, named once per model; a re-run of the same window does not add another
     materialize_and_check(VIEW, *JUNE, settings, policy_dir=policies)
     assert [e["id"] for e in upstream_events("churn", settings)] == [f"{VIEW}@{report.window['start']}..{report.window['end']}"]
+
+
+def test_kfp_step_blocks_the_same_batch_and_exports_metrics(work: tuple[Settings, Path], tmp_path: Path) -> None:
+    from kfp.dsl import Artifact, Metrics
+    from prometheus_client import CollectorRegistry
+
+    from components.features.view_metrics import export_view_metrics
+    from components.features.views_monitor import ViewReport
+    from components.kfp.feature_checks import check_and_materialize
+
+    settings, _ = work
+    before = _online(settings)
+    report, metrics = Artifact(uri=str(tmp_path / "report")), Metrics(uri=str(tmp_path / "metrics"))
+    out = check_and_materialize.python_func(view=VIEW, start=JUNE[0], end=JUNE[1], checks="", pushgateway="", workdir=str(settings.workdir),
+                                            report=report, metrics=metrics)
+    assert (out.verdict, out.blocked, out.models) == ("blocked", True, "churn")  # the bundled policies: churn reads churn_features
+    assert metrics.metadata["blocked"] == 1 and metrics.metadata["failed_quality_checks"] >= 2
+    pd.testing.assert_frame_equal(_online(settings), before)
+    saved = json.loads(Path(report.path).read_text())
+    assert saved["verdict"] == "blocked" and "support_calls" in saved["affected_features"]
+    registry = export_view_metrics(ViewReport(VIEW, saved["window"], saved["rows"], [], [], "block", blocked=True), CollectorRegistry())
+    assert registry.get_sample_value("driftloop_feature_view_blocked", {"view": VIEW}) == 1.0
 
 
 def test_warn_mode_materializes_the_same_batch(work: tuple[Settings, Path], tmp_path: Path) -> None:
