@@ -23,7 +23,7 @@ and window again replaces the event (a re-run does not tell a model twice).
 ['churn', 'retention']
 >>> upstream_reasons("churn", settings)
 ['upstream feature drift in churn_features: monthly_charges, contract']
->>> upstream_reasons("retention", settings)
+>>> upstream_reasons("retention", settings.workdir)  # a work directory will do, e.g. a decision ledger's folder
 ['upstream feature drift in churn_features: monthly_charges']
 >>> acknowledge_upstream("churn", settings), upstream_reasons("churn", settings)
 (1, [])
@@ -86,10 +86,15 @@ def model_services(policy_dir: Path | None = None) -> dict[str, str | None]:
     return {p.model: p.feature_service for p in policies}
 
 
+def _workdir(where: Settings | Path) -> Path:
+    """The work directory of ``where`` (its Settings, or the directory itself, e.g. a decision ledger's folder)."""
+    return where.workdir if isinstance(where, Settings) else Path(where)
+
+
 @contextmanager
-def _db(settings: Settings) -> Iterator[sqlite3.Connection]:
-    settings.workdir.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(settings.workdir / DB_NAME, timeout=30)) as conn, conn:
+def _db(where: Settings | Path) -> Iterator[sqlite3.Connection]:
+    _workdir(where).mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(_workdir(where) / DB_NAME, timeout=30)) as conn, conn:
         conn.executescript(_SCHEMA)
         yield conn
 
@@ -116,9 +121,9 @@ def record_upstream_event(view: str, features: Sequence[str], readers: Mapping[s
     return event
 
 
-def upstream_events(model: str, settings: Settings) -> list[dict[str, Any]]:
-    """The events in ``model``'s inbox not yet acknowledged, oldest first."""
-    if not (settings.workdir / DB_NAME).exists():
+def upstream_events(model: str, settings: Settings | Path) -> list[dict[str, Any]]:
+    """The events in ``model``'s inbox not yet acknowledged, oldest first (``settings``: Settings or the work directory)."""
+    if not (_workdir(settings) / DB_NAME).exists():
         return []
     with _db(settings) as conn:
         rows = conn.execute(
@@ -127,14 +132,14 @@ def upstream_events(model: str, settings: Settings) -> list[dict[str, Any]]:
     return [{"id": r[0], "view": r[1], "window": {"start": r[2], "end": r[3]}, "features": json.loads(r[4])} for r in rows]
 
 
-def upstream_reasons(model: str, settings: Settings) -> list[str]:
+def upstream_reasons(model: str, settings: Settings | Path) -> list[str]:
     """Reason lines for ``model``'s next decision, e.g. ``"upstream feature drift in churn_features: monthly_charges"``."""
     return [f"upstream feature drift in {e['view']}: {', '.join(e['features'])}" for e in upstream_events(model, settings)]
 
 
-def acknowledge_upstream(model: str, settings: Settings) -> int:
+def acknowledge_upstream(model: str, settings: Settings | Path) -> int:
     """Mark ``model``'s pending events as seen by a decision; return how many there were."""
-    if not (settings.workdir / DB_NAME).exists():
+    if not (_workdir(settings) / DB_NAME).exists():
         return 0
     with _db(settings) as conn:
         return conn.execute("UPDATE upstream_inbox SET acknowledged = 1 WHERE model = ? AND acknowledged = 0", (model,)).rowcount
