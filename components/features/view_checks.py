@@ -61,6 +61,12 @@ def _timestamp(text: Any) -> str:
     return str(text)
 
 
+def _utc(text: Any) -> pd.Timestamp:
+    """A timestamp in UTC; a naive one is taken as UTC (so naive and aware bounds compare)."""
+    t = pd.Timestamp(text)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
 Duration = Annotated[str, AfterValidator(_duration)]
 Timestamp = Annotated[Any, AfterValidator(_timestamp)]
 
@@ -77,7 +83,7 @@ class ReferenceWindow(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> ReferenceWindow:
-        if pd.Timestamp(self.start) >= pd.Timestamp(self.end):
+        if _utc(self.start) >= _utc(self.end):
             raise ValueError(f"reference.start {self.start} must be before reference.end {self.end}")
         return self
 

@@ -101,7 +101,7 @@ class ViewProfile:
         ranges = {c: (float(lows[c] - margin * (highs[c] - lows[c])), float(highs[c] + margin * (highs[c] - lows[c]))) for c in numeric}
         ranges.update({c: tuple(map(float, r)) for c, r in check.quality.ranges.items()})  # type: ignore[misc]
         cats = {c: {str(k): float(v) for k, v in reference[c].dropna().astype(str).value_counts(normalize=True).items()} for c in categorical}
-        days = max((pd.Timestamp(end) - pd.Timestamp(start)) / pd.Timedelta(days=1), 1e-9)
+        days = max((_utc(end) - _utc(start)) / pd.Timedelta(days=1), 1e-9)
         return cls(summary, [*numeric, *categorical], ranges, cats, len(reference) / days)
 
 
@@ -184,7 +184,7 @@ def _quality(batch: pd.DataFrame, profile: ViewProfile, check: ViewCheck, start:
         expected = [k for k, s in ref_shares.items() if s >= q.min_vanished_category_share and s * len(values) >= 5]
         vanished = sorted(set(expected) - seen)
         out.append(QualityResult("vanished_categories", col, float(len(vanished)), "0", not vanished, ", ".join(vanished[:5])))
-    days = (pd.Timestamp(end) - pd.Timestamp(start)) / pd.Timedelta(days=1)
+    days = (_utc(end) - _utc(start)) / pd.Timedelta(days=1)
     expected_rows = profile.rows_per_day * days
     ratio = n / expected_rows if expected_rows > 0 else float("inf")
     out.append(QualityResult("volume", None, ratio, f"[{q.volume.min_ratio}, {q.volume.max_ratio}] x {expected_rows:.0f} expected rows",

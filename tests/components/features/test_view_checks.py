@@ -34,6 +34,13 @@ def test_bad_entries_name_the_key(entry: dict, message: str) -> None:
     assert message in str(err.value)
 
 
+def test_naive_and_aware_bounds_compare_as_utc() -> None:
+    checks = view_checks_from_dict({"v": {"reference": {"start": "2024-01-01", "end": "2024-01-02T00:00:00+00:00"}}})
+    assert checks["v"].reference.end == "2024-01-02T00:00:00+00:00"
+    with pytest.raises(ConfigError, match="must be before"):
+        view_checks_from_dict({"v": {"reference": {"start": "2024-01-02T01:00:00+01:00", "end": "2024-01-01T23:00:00"}}})
+
+
 def test_unknown_view_names_the_declared_ones(tmp_path: Path) -> None:
     path = tmp_path / "feature_checks.yaml"
     path.write_text("churn_features:\n  reference: {start: '2024-01-01', end: '2024-07-01'}\n")
