@@ -96,3 +96,30 @@ def training_set_cmd(policy: str, start: str, end: str, cohort: str | None, out:
         out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(out, index=False)
     click.echo(f"{len(frame)} rows, {frame[pol.label].mean():.3f} positive, {start}..{end}{' cohort ' + cohort if cohort else ''}" + (f" -> {out}" if out else ""))
+
+
+@features.command("check")
+@click.argument("view")
+@click.option("--start", required=True, help="Batch start (ISO, UTC), inclusive.")
+@click.option("--end", required=True, help="Batch end (ISO, UTC), exclusive.")
+@click.option("--dry-run", is_flag=True, help="Only check: materialize nothing and tell no model.")
+@click.option("--checks", type=click.Path(path_type=Path), default=None, help="Feature checks YAML (default: feature_checks.yaml in the feature repo).")
+@click.option("--pushgateway", envvar="DRIFTLOOP_PUSHGATEWAY", default=None, help="Push the check's metrics to this Prometheus Pushgateway ($DRIFTLOOP_PUSHGATEWAY).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_workdir
+def check_cmd(view: str, start: str, end: str, dry_run: bool, checks: Path | None, pushgateway: str | None, as_json: bool, workdir: Path | None) -> None:
+    """Check feature view VIEW's batch [START, END) and materialize it unless a quality check blocks it.
+
+    Exit code 1 when a quality check failed (the batch was blocked, or only reported with on_fail: warn).
+    """
+    from components.features.materialize_check import check_view, materialize_and_check
+
+    settings = _settings(workdir)
+    report = check_view(view, start, end, settings, checks) if dry_run else materialize_and_check(view, start, end, settings, checks)
+    if pushgateway:
+        from components.features.view_metrics import push_view_metrics
+
+        push_view_metrics(report, pushgateway)
+    click.echo(report.to_json() if as_json else "\n".join(report.lines() + ([] if dry_run or report.blocked else [f"  materialized {start}..{end}"])))
+    if not report.passed:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,60 @@
+"""The upstream event store: one event per view and window, each reader's inbox, acknowledgement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.settings import POLICY_DIR, Settings
+from components.upstream import (
+    acknowledge_upstream,
+    model_services,
+    readers_of,
+    record_upstream_event,
+    upstream_events,
+    upstream_reasons,
+)
+
+pytestmark = pytest.mark.unit
+
+SERVICES = {"churn_v1": {"churn_features": ["monthly_charges", "contract"]}, "retention_v1": {"churn_features": ["tenure_months"]},
+            "fraud_v1": {"fraud_features": ["amount"]}}
+MODELS = {"churn": "churn_v1", "retention": "retention_v1", "fraud": "fraud_v1", "adhoc": None}
+
+
+def test_readers_are_the_models_whose_service_projects_the_view() -> None:
+    assert readers_of("churn_features", SERVICES, MODELS) == {"churn": ["monthly_charges", "contract"], "retention": ["tenure_months"]}
+    assert readers_of("credit_features", SERVICES, MODELS) == {}
+
+
+def test_bundled_policies_map_to_their_services() -> None:
+    services = model_services(POLICY_DIR)
+    assert services["churn"] == "churn_v1" and set(services) >= {"churn", "credit", "fraud", "recsys", "concept"}
+
+
+def test_a_model_is_told_only_about_features_it_reads(tmp_path: Path) -> None:
+    settings = Settings(workdir=tmp_path)
+    readers = readers_of("churn_features", SERVICES, MODELS)
+    event = record_upstream_event("churn_features", ["contract"], readers, {"start": "s", "end": "e"}, settings)
+    assert event["models"] == ["churn"]
+    assert upstream_reasons("retention", settings) == []
+    assert upstream_reasons("churn", settings) == ["upstream feature drift in churn_features: contract"]
+
+
+def test_events_accumulate_until_acknowledged_and_reruns_replace(tmp_path: Path) -> None:
+    settings = Settings(workdir=tmp_path)
+    readers = readers_of("churn_features", SERVICES, MODELS)
+    record_upstream_event("churn_features", ["contract"], readers, {"start": "2025-05", "end": "2025-06"}, settings)
+    record_upstream_event("churn_features", ["monthly_charges"], readers, {"start": "2025-06", "end": "2025-07"}, settings)
+    record_upstream_event("churn_features", ["monthly_charges", "contract"], readers, {"start": "2025-06", "end": "2025-07"}, settings)
+    assert [e["features"] for e in upstream_events("churn", settings)] == [["contract"], ["monthly_charges", "contract"]]
+    assert acknowledge_upstream("churn", settings) == 2
+    assert upstream_reasons("churn", settings) == [] and acknowledge_upstream("churn", settings) == 0
+
+
+def test_no_reader_writes_nothing(tmp_path: Path) -> None:
+    settings = Settings(workdir=tmp_path / "w")
+    event = record_upstream_event("credit_features", ["income"], {}, {"start": "s", "end": "e"}, settings)
+    assert event["models"] == [] and not (settings.workdir / "upstream.db").exists()
+    assert upstream_reasons("credit", settings) == []
