@@ -66,7 +66,8 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     try:
-        cli.main(args=argv, standalone_mode=False)
+        # a command's own exit code (e.g. `features check` exits 1 on a failed check) is kept
+        code = cli.main(args=argv, standalone_mode=False)
     except DriftloopError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -205,7 +205,8 @@ def ingest(name: str, settings: Settings, frame: pd.DataFrame | None = None, app
     for col in (spec.timestamp, "label_timestamp"):
         labels[col] = pd.to_datetime(labels[col], utc=True)
     for col in spec.categorical_features + ((spec.segment,) if spec.segment else ()):
-        feats[col] = feats[col].astype(str)  # Feast String features
+        # Feast String features; a missing value stays missing (astype(str) would store the text "nan")
+        feats[col] = feats[col].astype("string").astype(object).where(feats[col].notna(), None)
     if _production(settings):
         config = _offline(settings)
         keys = [spec.entity, spec.timestamp]
