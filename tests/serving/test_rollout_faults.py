@@ -297,3 +297,92 @@ def test_two_rollouts_at_once(api, store, registry) -> None:
     assert first["result"].outcome == "promoted" and canary(standin) is None
     assert str(registry.get(MODEL, "champion").version) == good2 and record_of(standin).holder == "scheduled"
     report("two rollouts at once", outcome=first["result"].outcome, refused=str(err.value)[:80])
+
+
+# Local backend rows: real router and predictor processes under live client traffic.
+
+@pytest.fixture(scope="module")
+def local_champion(store, tmp_path_factory: pytest.TempPathFactory):
+    from serving_fixtures import predictor_process
+
+    log_dir = tmp_path_factory.mktemp("faultlog")
+    with predictor_process(store, f"models:/{MODEL}/{store.versions['good1']}", log_dir) as url:
+        yield url, log_dir
+
+
+def _local(store, local_champion, work: Path):  # type: ignore[no-untyped-def]
+    from serving.canary.local import LocalBackend
+
+    url, log_dir = local_champion
+    return LocalBackend(MODEL, f"models:/{MODEL}@champion", tracking_uri=store.tracking_uri, log_dir=log_dir, work_dir=work, champion_url=url)
+
+
+def test_local_restart_resumes_from_the_state_file(store, registry, local_champion, tmp_path: Path) -> None:
+    from serving_fixtures import live_traffic
+
+    from serving.canary.state import FileState
+    from serving.prometheus import DirectSource
+
+    good1, good2 = store.versions["good1"], store.versions["good2"]
+    work = tmp_path / "servers"
+    # what a controller killed (kill -9) right after its 50% move leaves in the state file
+    FileState(work / f"{MODEL}-rollout.json").write_state(
+        RolloutRecord(MODEL, good1, good2, "killed-controller", phase="progressing", step=1, percent=50, started_at=time.time() - 5,
+                      updated_at=time.time() - 5), "0")
+    lines: list[str] = []
+    with _local(store, local_champion, work) as b:
+        b.start()
+        with live_traffic(b.url, threads=4) as traffic:
+            result = run_rollout(policy_dict(steps=[25, 50, 100], checks=CHECKS), b, DirectSource(b.metrics_targets), registry,
+                                 challenger_uri=f"models:/{MODEL}/{good2}", on_step=lines.append, lease_seconds=0.0)
+            final = b.current_traffic()
+        end, _ = b.read_state()
+    assert result.outcome == "promoted", lines
+    assert lines[0].startswith("resuming") and [s["percent"] for s in result.steps if s["decision"] != "hold"] == [50, 100]
+    assert traffic.failures() == [] and len(traffic.results) > 50
+    assert final == 0 and str(registry.get(MODEL, "champion").version) == good2 and end is not None and end.phase == "promoted"
+    report("local: controller restarted after its 50% move", outcome=result.outcome, requests=len(traffic.results),
+           failed_requests=len(traffic.failures()), champion=good2)
+
+
+class _Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("fault", ["bug", "sigterm"])
+def test_local_failure_after_traffic_moved_rolls_back(store, registry, local_champion, tmp_path: Path, fault: str) -> None:
+    """A bug in the analysis (not a DriftloopError) or SIGTERM mid-rollout: traffic back on the champion, no client request lost."""
+    from serving_fixtures import live_traffic
+
+    from serving.canary.controller import RolloutInterrupted
+    from serving.prometheus import DirectSource
+
+    good1, good2 = store.versions["good1"], store.versions["good2"]
+    calls = [0]
+
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds)
+        calls[0] += 1
+        if calls[0] == 2:
+            if fault == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                raise _Boom("labels join: KeyError 'request_id'")
+
+    expected = RolloutInterrupted if fault == "sigterm" else _Boom
+    with _local(store, local_champion, tmp_path / "servers") as b:
+        b.start()
+        with live_traffic(b.url, threads=4) as traffic, pytest.raises(expected) as err:
+            run_rollout(policy_dict(steps=[25, 50, 100], checks=CHECKS), b, DirectSource(b.metrics_targets), registry,
+                        challenger_uri=f"models:/{MODEL}/{good2}", sleep=sleep)
+        final = b.current_traffic()
+        end, _ = b.read_state()
+    assert final == 0 and b.challenger is None and end is not None and end.phase == "rolled_back"
+    assert traffic.failures() == [] and len(traffic.results) > 20
+    assert str(registry.get(MODEL, "champion").version) == good1 and registry.get(MODEL, "challenger") is None
+    event = registry.history(MODEL)[-1]
+    assert event["event"] == "rollback" and ("SIGTERM" if fault == "sigterm" else "_Boom") in event["reason"]
+    if fault == "sigterm":
+        assert "traffic is back on the champion" in str(err.value)
+    report(f"local: {'SIGTERM' if fault == 'sigterm' else 'a bug (non-driftloop exception)'} after the 50% move", outcome="rolled_back",
+           requests=len(traffic.results), failed_requests=len(traffic.failures()), canary=final)
