@@ -221,7 +221,10 @@ def run_rollout(
             if record.phase in ("promoting", "rolling_back"):  # the dead controller had decided: finish its decision
                 return finish("promoted" if record.phase == "promoting" else "rolled_back", record.reason or "resumed")
             if not _wait_online(metrics_source, clock, sleep):
-                finish("rolled_back", "the metrics source is offline")
+                # nothing was analysed: take the challenger out of service but leave its registry alias alone
+                settled = True
+                retry_until(backend.rollback, "the rollback traffic move", deadline_seconds=retry_deadline, sleep=sleep, on_retry=say)
+                lease.write(phase="rolled_back", percent=0, reason="the metrics source is offline")
                 raise ServiceUnavailable(f"the metrics source {_describe(metrics_source)} is offline", fix="start Prometheus or the model servers' /metrics, or fix DRIFTLOOP_PROMETHEUS_URL")
             started = datetime.fromtimestamp(record.started_at, UTC)
             base = {v: arm_snapshot(metrics_source, model, v) for v in (champion_v, challenger_v)}
