@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from components.errors import ConfigError, ServiceUnavailable
 from serving.metrics import ERRORS, LATENCY, PREDICTION, REQUESTS
@@ -91,7 +91,8 @@ class DirectSource:
                     text = httpx.get(f"{base.rstrip('/')}/metrics", timeout=self.timeout).text
                 except httpx.HTTPError as exc:
                     raise ServiceUnavailable(f"model server {base} did not answer /metrics: {exc}", fix="check that the server is running") from None
-                samples = [Sample(s.name, dict(s.labels), float(s.value)) for f in text_string_to_metric_families(text) for s in f.samples]
+                # the target is the series' instance, as Prometheus would label it: counters reset per pod
+                samples = [Sample(s.name, {"instance": base, **s.labels}, float(s.value)) for f in text_string_to_metric_families(text) for s in f.samples]
                 cached = self._cache[base] = (now, samples)
             out += [s for s in cached[1] if s.name == name and all(s.labels.get(k) == v for k, v in matchers.items())]
         return out
@@ -122,7 +123,9 @@ class PrometheusSource:
             r = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=self.timeout)
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(f"Prometheus at {self.url} is unreachable: {exc}", fix="start Prometheus or fix DRIFTLOOP_PROMETHEUS_URL") from None
-        body = r.json()
+        body = _json_body(r, self.url)
+        if r.status_code >= 500 or body.get("status") != "success" and r.status_code in (429, 503):
+            raise ServiceUnavailable(f"Prometheus at {self.url} answered {r.status_code}: {body.get('error', '')}", fix="retry later or check Prometheus")
         if body.get("status") != "success":
             raise ConfigError(f"Prometheus rejected {promql!r}: {body.get('error')}", fix="correct the query")
         data = body["data"]
@@ -139,25 +142,65 @@ class PrometheusSource:
             return False
 
 
+def _json_body(r: Any, url: str) -> dict[str, Any]:
+    """The response's JSON object; a proxy's plain-text 502/503 page is the service being down, not a crash."""
+    try:
+        body = r.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        snippet = r.text[:80].replace("\n", " ")
+        raise ServiceUnavailable(f"Prometheus at {url} answered {r.status_code} with no JSON: {snippet!r}",
+                                 fix="check Prometheus (or the proxy in front of it) and retry")
+    return body
+
+
 def source_from_settings(prometheus_url: str, targets: Sequence[str] | Callable[[], Sequence[str]]) -> MetricsSource:
     """Prometheus when a URL is configured, else the servers' own /metrics."""
     return PrometheusSource(prometheus_url) if prometheus_url else DirectSource(targets)
 
 
+SeriesKey = tuple[str, float | None, tuple[tuple[str, str], ...]]  # (kind, le, labels)
+
+
 @dataclass(frozen=True)
 class ArmSnapshot:
-    """Cumulative counters of one model version at one moment."""
+    """Cumulative counters of one model version at one moment.
+
+    ``series`` keeps each pod's counter apart, so :meth:`minus` detects a reset per series
+    before summing (a restarted pod's errors before the restart are not lost):
+
+    >>> before = ArmSnapshot.from_series({("errors", None, (("instance", "a"),)): 5.0, ("errors", None, (("instance", "b"),)): 9.0})
+    >>> after = ArmSnapshot.from_series({("errors", None, (("instance", "a"),)): 7.0, ("errors", None, (("instance", "b"),)): 3.0})
+    >>> after.errors, after.minus(before).errors  # b restarted and counted 3 since; a added 2
+    (10.0, 5.0)
+    """
 
     requests: float = 0.0
     errors: float = 0.0
     latency_buckets: dict[float, float] = field(default_factory=dict)  # le -> cumulative count
     prediction_buckets: dict[float, float] = field(default_factory=dict)
+    series: dict[SeriesKey, float] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_series(cls, series: dict[SeriesKey, float]) -> ArmSnapshot:
+        """Sum per-series values into the arm's totals."""
+        totals: dict[str, float] = defaultdict(float)
+        hist: dict[str, dict[float, float]] = {"latency": defaultdict(float), "prediction": defaultdict(float)}
+        for (kind, le, _), value in series.items():
+            if le is None:
+                totals[kind] += value
+            else:
+                hist[kind][le] += value
+        return cls(totals["requests"], totals["errors"], dict(hist["latency"]), dict(hist["prediction"]), dict(series))
 
     def minus(self, earlier: ArmSnapshot) -> ArmSnapshot:
-        """Increase since ``earlier`` (a counter reset counts from zero)."""
+        """Increase since ``earlier`` (a counter reset counts from zero), per series when known."""
         def d(a: float, b: float) -> float:
             return a - b if a >= b else a
 
+        if self.series:
+            return ArmSnapshot.from_series({k: d(v, earlier.series.get(k, 0.0)) for k, v in self.series.items()})
         return ArmSnapshot(
             d(self.requests, earlier.requests), d(self.errors, earlier.errors),
             {le: d(v, earlier.latency_buckets.get(le, 0.0)) for le, v in self.latency_buckets.items()},
@@ -191,16 +234,18 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
 
 
 def arm_snapshot(source: MetricsSource, model: str, version: str) -> ArmSnapshot:
-    """Sum one version's series over every server instance the source sees."""
+    """One version's series over every server instance the source sees, kept apart per series."""
     sel = f'model_name="{model}",model_version="{version}"'
+    series: dict[SeriesKey, float] = {}
 
-    def total(name: str, extra: str = "") -> float:
-        return sum(s.value for s in source.query(f"{name}{{{sel}{extra}}}"))
+    def add(kind: str, query: str, histogram: bool = False) -> None:
+        for s in source.query(query):
+            labels = tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("le", "__name__")))
+            le = float(s.labels["le"]) if histogram else None
+            series[(kind, le, labels)] = series.get((kind, le, labels), 0.0) + s.value
 
-    def buckets(name: str) -> dict[float, float]:
-        out: dict[float, float] = defaultdict(float)
-        for s in source.query(f"{name}_bucket{{{sel}}}"):
-            out[float(s.labels["le"])] += s.value
-        return dict(out)
-
-    return ArmSnapshot(total(REQUESTS), total(ERRORS, ',kind="server"'), buckets(LATENCY), buckets(PREDICTION))
+    add("requests", f"{REQUESTS}{{{sel}}}")
+    add("errors", f'{ERRORS}{{{sel},kind="server"}}')
+    add("latency", f"{LATENCY}_bucket{{{sel}}}", histogram=True)
+    add("prediction", f"{PREDICTION}_bucket{{{sel}}}", histogram=True)
+    return ArmSnapshot.from_series(series)

@@ -1,4 +1,4 @@
-"""``driftloop registry list|promote|rollback|history --model NAME``: inspect and move aliases."""
+"""``driftloop registry list|promote|rollback|history|reconcile --model NAME``: inspect, move and repair aliases."""
 
 from __future__ import annotations
 
@@ -81,3 +81,40 @@ def history(model: str, workdir: Path | None) -> None:
     for e in events:
         previous = f" (was {e['previous']})" if e["previous"] is not None else ""
         click.echo(f"{e['at'][:19]}  {e['event']:<14} {e['alias']:<10} -> {e['version'] if e['version'] is not None else '-'}{previous}  by {e['actor']}: {e['reason']}")
+
+
+@registry.command()
+@_MODEL
+@click.option("--state-file", type=click.Path(path_type=Path), default=None,
+              help="Local rollout record (default: <workdir>/servers/<model>-rollout.json when it exists).")
+@click.option("--isvc", default=None, help="Read the rollout record from this InferenceService's driftloop.io/rollout annotation.")
+@click.option("--namespace", default="default", show_default=True, help="The InferenceService's namespace.")
+@_ACTOR
+@_WORKDIR
+def reconcile(model: str, state_file: Path | None, isvc: str | None, namespace: str, actor: str, workdir: Path | None) -> None:
+    """Repair a half-done alias move from the audit trail and the service's rollout record."""
+    from components.registry.reconcile import reconcile as repair
+    from driftloop.commands.train import settings_for
+
+    served = None
+    if isvc:
+        from serving.canary.k8s import KubernetesBackend
+
+        record, _ = KubernetesBackend(isvc, namespace).read_state()
+        served = record
+    else:
+        from serving.canary.state import FileState
+
+        path = state_file or settings_for(workdir).workdir / "servers" / f"{model}-rollout.json"
+        if state_file is not None or path.exists():
+            served, _ = FileState(path).read_state()
+    if served is not None and served.model != model:
+        served = None  # another model's record
+    if served is not None:
+        click.echo(f"service: rollout of version {served.challenger} (champion {served.champion}) is {served.phase}")
+    done = repair(_registry(workdir), model, {"phase": served.phase, "champion": served.champion, "challenger": served.challenger} if served else None,
+                  actor=actor)
+    for line in done:
+        click.echo(f"{model}: {line}")
+    if not done:
+        click.echo(f"{model}: registry and service agree; nothing to repair")

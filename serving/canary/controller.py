@@ -11,8 +11,14 @@ the champion and records the reason in the registry. Clock and sleep are injecta
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +28,8 @@ from components.errors import ConfigError, DriftloopError, ServiceUnavailable
 from components.model_uri import parse_model_uri
 from serving.canary.analysis import LABELLED_METRICS, ArmStats, Outcome, StepDecision, analyse_step
 from serving.canary.backends import TrafficBackend
+from serving.canary.lease import Lease, acquire, retry_until
+from serving.canary.state import RolloutConflict, state_store
 from serving.prometheus import ArmSnapshot, MetricsSource, arm_snapshot
 
 if TYPE_CHECKING:
@@ -41,7 +49,7 @@ class Registry(Protocol):
 
     def promote(self, model: str, version: int | None = None, actor: str = ..., reason: str = ...) -> Any: ...
 
-    def rollback(self, model: str, actor: str = ..., reason: str = ...) -> Any: ...
+    def rollback(self, model: str, actor: str = ..., reason: str = ..., version: int | None = None) -> Any: ...
 
 
 @dataclass
@@ -149,11 +157,24 @@ def run_rollout(
     max_no_data_holds: int = 5,
     on_step: Callable[[str], None] | None = None,
     actor: str = "driftloop-rollout",
+    holder: str | None = None,
+    lease_seconds: float | None = None,
+    stale_after: float | None = None,
+    retry_deadline: float = 300.0,
 ) -> RolloutResult:
     """Roll ``challenger_uri`` (default ``models:/<model>@challenger``) out by canary steps.
 
-    Errors found before traffic moves raise ConfigError / ServiceUnavailable. Once traffic
-    has moved, any failure sends it back to the champion and ends as ``rolled_back``.
+    Errors found before traffic moves raise ConfigError / ServiceUnavailable. The rollout
+    then takes the service's lease (:func:`serving.canary.lease.acquire`: a live rollout
+    of the same service is refused with RolloutConflict; a dead one's record is resumed,
+    or rolled back when older than ``stale_after`` seconds) and writes its record before
+    every traffic move. Once the challenger is deployed, any failure (an error, a bug,
+    SIGTERM or SIGINT) sends the traffic back to the champion; the traffic moves and
+    registry updates of the ending are retried with backoff for ``retry_deadline``
+    seconds, after which ServiceUnavailable is raised with the record left for the next
+    run. A DriftloopError ends as ``rolled_back``; anything else is re-raised after the
+    rollback. ``lease_seconds`` defaults to 2 intervals + 30 s, ``stale_after`` to
+    10 intervals + 10 minutes.
     """
     from components.policy import Policy, policy_from_dict
 
@@ -162,71 +183,153 @@ def run_rollout(
     rollout, model = policy.rollout, policy.model
     challenger_uri = challenger_uri or f"models:/{model}@challenger"
     champion_v, challenger_v = preflight(policy, registry, challenger_uri, labels, log_dir)
-    backend.deploy_challenger(f"models:/{model}/{challenger_v}")
-    backend.wait_ready()
-    if not _wait_online(metrics_source, clock, sleep):
-        backend.rollback()
-        raise ServiceUnavailable(f"the metrics source {_describe(metrics_source)} is offline", fix="start Prometheus or the model servers' /metrics, or fix DRIFTLOOP_PROMETHEUS_URL")
-    metrics: set[str] = {str(c.metric) for c in rollout.checks if c.metric in LABELLED_METRICS}
     say = on_step or (lambda line: None)
-    started = datetime.fromtimestamp(clock(), UTC)
-    base = {v: arm_snapshot(metrics_source, model, v) for v in (champion_v, challenger_v)}
-    result = RolloutResult("rolled_back", "", champion_v, challenger_v)
+    store = state_store(backend)
+    holder = holder or f"{actor}@{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
+    lease_s = lease_seconds if lease_seconds is not None else 2 * rollout.interval_seconds + 30
+    stale_s = stale_after if stale_after is not None else 10 * rollout.interval_seconds + 600
+    lease, how = acquire(store, model, champion_v, challenger_v, holder, clock=clock, lease_seconds=lease_s, stale_after=stale_s)
+    if how == "rollback":  # a dead controller's rollout: return its traffic to its champion first
+        abandoned = lease.record
+        say(f"taking over an abandoned rollout of version {abandoned.challenger}: rolling it back ({abandoned.reason})")
+        _settle(lease, backend, registry, "rolled_back", abandoned.reason, model, abandoned.challenger, actor, sleep, retry_deadline, say)
+        if abandoned.challenger == challenger_v:
+            return RolloutResult("rolled_back", abandoned.reason, abandoned.champion, abandoned.challenger, list(abandoned.steps))
+        lease, how = acquire(store, model, champion_v, challenger_v, holder, clock=clock, lease_seconds=lease_s, stale_after=stale_s)
+    record = lease.record
+    resumed = how == "resume"
+    if resumed:
+        say(f"resuming the rollout of version {challenger_v} from its record: {record.phase} at step {record.step + 1} ({record.percent}%)")
+    result = RolloutResult("rolled_back", "", champion_v, challenger_v, list(record.steps))
+    settled = False
 
     def finish(outcome: Literal["promoted", "rolled_back"], reason: str) -> RolloutResult:
+        nonlocal settled
+        settled = True
         result.outcome, result.reason = outcome, reason
-        if outcome == "promoted":
-            backend.promote()
-            registry.promote(model, int(challenger_v), actor=actor, reason=f"canary rollout: {reason}")
-        else:
-            backend.rollback()
-            # ModelRegistry.rollback drops the challenger alias; without one it would restore
-            # an older champion, so make sure the alias names the version that was rolled out.
-            current = registry.get(model, "challenger")
-            if current is None or str(current.version) != challenger_v:
-                registry.set_challenger(model, int(challenger_v), actor=actor, reason="canary rollout under way")
-            registry.rollback(model, actor=actor, reason=f"canary rollout of version {challenger_v}: {reason}")
+        lease.record.steps = result.steps
+        _settle(lease, backend, registry, outcome, reason, model, challenger_v, actor, sleep, retry_deadline, say)
         say(f"{outcome.replace('_', ' ')}: {reason}")
         return result
 
-    step, failed, no_data_holds = 0, 0, 0
-    try:
-        backend.set_traffic(rollout.steps[0])
-        step_base = {v: arm_snapshot(metrics_source, model, v) for v in base}
-        step_started = clock()
-        while True:
-            sleep(rollout.interval_seconds)
-            now = {v: arm_snapshot(metrics_source, model, v) for v in base}
-            outcomes: dict[str, dict[str, Outcome]] = {}
-            if metrics and labels is not None and log_dir is not None:
-                from serving.prediction_log import read_log
-
-                outcomes = labelled_outcomes(read_log(log_dir, model, start=started), labels(), policy.label, metrics, policy.segment_column)
-            arms = [_arm(v, now[v].minus(base[v]), now[v].minus(step_base[v]), outcomes.get(v, {})) for v in (champion_v, challenger_v)]
-            decision = analyse_step(rollout, arms[0], arms[1], step, failed_before=failed)
-            percent = rollout.steps[step]
-            result.steps.append({"percent": percent, "started_at": datetime.fromtimestamp(step_started, UTC).isoformat(),
-                                 "analysed_at": datetime.fromtimestamp(clock(), UTC).isoformat(),
-                                 "decision": decision.action, "reasons": decision.reasons, "checks": [c.to_dict() for c in decision.checks]})
-            say(format_step(step, len(rollout.steps), percent, decision))
-            failed += decision.failed
-            if decision.action == "rollback":
-                return finish("rolled_back", decision.reasons[0] if decision.reasons else "analysis failed")
-            if decision.action == "promote":
-                return finish("promoted", f"all checks passed at every step {rollout.steps}")
-            if decision.action == "hold":
-                no_data_holds = no_data_holds + 1 if decision.failed == 0 else 0
-                if no_data_holds > max_no_data_holds:
-                    return finish("rolled_back", f"no data for {no_data_holds} intervals at {percent}%: {decision.reasons[0]}")
-                continue
-            no_data_holds = 0
-            step += 1
+    metrics: set[str] = {str(c.metric) for c in rollout.checks if c.metric in LABELLED_METRICS}
+    step, failed, no_data_holds = record.step, record.failed_checks, 0
+    with _interrupts():
+        try:
+            backend.deploy_challenger(f"models:/{model}/{challenger_v}")
+            backend.wait_ready()
+            if record.phase in ("promoting", "rolling_back"):  # the dead controller had decided: finish its decision
+                return finish("promoted" if record.phase == "promoting" else "rolled_back", record.reason or "resumed")
+            if not _wait_online(metrics_source, clock, sleep):
+                # nothing was analysed: take the challenger out of service but leave its registry alias alone
+                settled = True
+                retry_until(backend.rollback, "the rollback traffic move", deadline_seconds=retry_deadline, sleep=sleep, on_retry=say)
+                lease.write(phase="rolled_back", percent=0, reason="the metrics source is offline")
+                raise ServiceUnavailable(f"the metrics source {_describe(metrics_source)} is offline", fix="start Prometheus or the model servers' /metrics, or fix DRIFTLOOP_PROMETHEUS_URL")
+            started = datetime.fromtimestamp(record.started_at, UTC)
+            base = {v: arm_snapshot(metrics_source, model, v) for v in (champion_v, challenger_v)}
+            lease.write(step=step, percent=rollout.steps[step])  # the record first: a crash after the move knows about it
             backend.set_traffic(rollout.steps[step])
-            step_base, step_started = now, clock()
-    except DriftloopError as exc:
-        if result.reason:
+            step_base = {v: arm_snapshot(metrics_source, model, v) for v in base}
+            step_started = clock()
+            while True:
+                sleep(rollout.interval_seconds)
+                now = {v: arm_snapshot(metrics_source, model, v) for v in base}
+                outcomes: dict[str, dict[str, Outcome]] = {}
+                if metrics and labels is not None and log_dir is not None:
+                    from serving.prediction_log import read_log
+
+                    outcomes = labelled_outcomes(read_log(log_dir, model, start=started), labels(), policy.label, metrics, policy.segment_column)
+                arms = [_arm(v, now[v].minus(base[v]), now[v].minus(step_base[v]), outcomes.get(v, {})) for v in (champion_v, challenger_v)]
+                decision = analyse_step(rollout, arms[0], arms[1], step, failed_before=failed)
+                percent = rollout.steps[step]
+                result.steps.append({"percent": percent, "started_at": datetime.fromtimestamp(step_started, UTC).isoformat(),
+                                     "analysed_at": datetime.fromtimestamp(clock(), UTC).isoformat(),
+                                     "decision": decision.action, "reasons": decision.reasons, "checks": [c.to_dict() for c in decision.checks]})
+                say(format_step(step, len(rollout.steps), percent, decision))
+                failed += decision.failed
+                lease.write(last_analysed_at=clock(), failed_checks=failed, steps=result.steps)  # also keeps the lease fresh
+                if decision.action == "rollback":
+                    return finish("rolled_back", decision.reasons[0] if decision.reasons else "analysis failed")
+                if decision.action == "promote":
+                    return finish("promoted", f"all checks passed at every step {rollout.steps}")
+                if decision.action == "hold":
+                    no_data_holds = no_data_holds + 1 if decision.failed == 0 else 0
+                    if no_data_holds > max_no_data_holds:
+                        return finish("rolled_back", f"no data for {no_data_holds} intervals at {percent}%: {decision.reasons[0]}")
+                    continue
+                no_data_holds = 0
+                step += 1
+                lease.write(step=step, percent=rollout.steps[step])
+                backend.set_traffic(rollout.steps[step])
+                step_base, step_started = now, clock()
+        except RolloutConflict:
+            raise  # another controller owns the service now: its traffic is not ours to move
+        except RolloutInterrupted as exc:
+            if not settled:
+                finish("rolled_back", f"aborted at step {step + 1}: {exc.problem}")
+            raise RolloutInterrupted(f"{exc.problem} at step {step + 1}; traffic is back on the champion (version {champion_v})",
+                                     fix="rerun the rollout when ready") from None
+        except DriftloopError as exc:
+            if settled:
+                raise
+            return finish("rolled_back", f"aborted at step {step + 1}: {exc}")
+        except BaseException as exc:
+            if not settled:  # a bug or an unexpected error: roll back, then let it surface
+                finish("rolled_back", f"aborted at step {step + 1} by {type(exc).__name__}: {exc}")
             raise
-        return finish("rolled_back", f"aborted at step {step + 1}: {exc}")
+
+
+def _settle(lease: Lease, backend: TrafficBackend, registry: Registry, outcome: str, reason: str, model: str, challenger_v: str,
+            actor: str, sleep: Callable[[float], None], deadline: float, say: Callable[[str], None]) -> None:
+    """End a rollout: record the decision, move traffic, then the registry, then record the end (each step retried)."""
+    def retry(fn: Callable[[], Any], what: str) -> Any:
+        # the deadline is wall time even when the analysis clock is simulated
+        return retry_until(fn, what, deadline_seconds=deadline, sleep=sleep, on_retry=say)
+
+    if outcome == "promoted":
+        retry(lambda: lease.write(phase="promoting", reason=reason), "recording the promotion")
+        retry(backend.promote, "the promotion traffic move")
+        current = registry.get(model, "champion")
+        if current is None or str(current.version) != challenger_v:
+            retry(lambda: registry.promote(model, int(challenger_v), actor=actor, reason=f"canary rollout: {reason}"), "the registry promotion")
+        retry(lambda: lease.write(phase="promoted", percent=100), "recording the end of the promotion")
+        return
+    try:  # the record is best effort here: an API that refuses it must not keep traffic on a bad challenger
+        retry_until(lambda: lease.write(phase="rolling_back", reason=reason), "recording the rollback", deadline_seconds=min(deadline, 10.0),
+                    sleep=sleep, on_retry=say)
+    except ServiceUnavailable as exc:
+        say(f"could not record the rollback before moving traffic: {exc}")
+    retry(backend.rollback, "the rollback traffic move")
+    retry(lambda: registry.rollback(model, actor=actor, reason=f"canary rollout of version {challenger_v}: {reason}", version=int(challenger_v)),
+          "the registry rollback")
+    retry(lambda: lease.write(phase="rolled_back", percent=0), "recording the end of the rollback")
+
+
+class RolloutInterrupted(DriftloopError):
+    """SIGTERM or SIGINT arrived during a rollout (raised once the traffic is back on the champion)."""
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[None]:
+    """Turn the first SIGTERM/SIGINT into RolloutInterrupted (later ones are ignored while rolling back)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        raise RolloutInterrupted(f"interrupted by {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _wait_online(source: MetricsSource, clock: Callable[[], float], sleep: Callable[[float], None], timeout: float = 15.0) -> bool:

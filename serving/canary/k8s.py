@@ -21,6 +21,7 @@ from typing import Any
 
 from components.errors import ConfigError, ServiceUnavailable
 from serving.canary.backends import check_percent
+from serving.canary.state import ANNOTATION, RolloutRecord, conflict
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 
@@ -109,6 +110,8 @@ class KubernetesBackend:
             where = f"InferenceService {self.namespace}/{self.name}"
             if exc.status == 404:
                 raise ConfigError(f"{where} not found", fix="apply the manifests (kubectl apply -k manifests/...) or fix the name/namespace") from None
+            if exc.status == 409:
+                raise conflict(str((args[0].get("metadata") or {}).get("resourceVersion") if args else "?"), "newer") from None
             if exc.status in (400, 422):
                 raise ConfigError(f"{where} rejected the patch: {exc.body}", fix="check the patch against the InferenceService CRD") from None
             raise ServiceUnavailable(f"Kubernetes API error {exc.status} on {where}: {exc.reason}", fix="check the API server and RBAC") from None
@@ -131,11 +134,40 @@ class KubernetesBackend:
         """
         predictor = self.get()["spec"]["predictor"]
         containers = container_args_patch(predictor.get("containers") or [], model_uri)
+        if containers is not None and containers == predictor.get("containers"):
+            self._deployed = True  # already the latest revision (a resumed rollout): keep its split
+            return
         if containers is not None:
             self._patch({"spec": {"predictor": {"canaryTrafficPercent": 0, "containers": containers}}})
         else:
-            self._patch(canary_patch(0, storage_uri=self.storage_uri_for(model_uri)))
+            storage_uri = self.storage_uri_for(model_uri)
+            if (predictor.get("model") or {}).get("storageUri") != storage_uri:
+                self._patch(canary_patch(0, storage_uri=storage_uri))
         self._deployed = True
+
+    def read_state(self) -> tuple[RolloutRecord | None, str]:
+        """The rollout record in the annotation, and the resourceVersion it was read at."""
+        meta = self.get().get("metadata") or {}
+        text = (meta.get("annotations") or {}).get(ANNOTATION)
+        return (RolloutRecord.from_json(text) if text else None), str(meta.get("resourceVersion", ""))
+
+    def write_state(self, record: RolloutRecord, token: str) -> str:
+        """Write the record if the object is still at resourceVersion ``token`` (the API answers 409 otherwise).
+
+        Our own traffic patches also bump the resourceVersion, so on a 409 the record is
+        read again: if it is still ours (same holder) the write is retried at the new version.
+        """
+        from serving.canary.state import RolloutConflict
+
+        for _ in range(5):
+            try:
+                obj = self._patch({"metadata": {"resourceVersion": token, "annotations": {ANNOTATION: record.to_json()}}})
+                return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+            except RolloutConflict:
+                current, token = self.read_state()
+                if current is not None and current.active and current.holder != record.holder:
+                    raise  # another controller holds the service
+        raise conflict(token, "changing")
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         """Until the latest revision is ready and the Ready condition is True."""

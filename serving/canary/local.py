@@ -15,6 +15,7 @@ from pathlib import Path
 
 from components.errors import ServiceUnavailable
 from serving.canary.backends import check_percent
+from serving.canary.state import FileState, RolloutRecord
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +74,9 @@ class LocalBackend:
 
     ``challenger_args`` are extra predictor flags for the challenger (the fault tests pass
     ``--inject-error-rate`` / ``--inject-latency-ms``). ``challenger_port`` pins the port so
-    a Prometheus config can list it in advance.
+    a Prometheus config can list it in advance. The rollout record lives in
+    ``<work_dir>/<model>-rollout.json`` (:class:`serving.canary.state.FileState`), so a
+    controller restarted on the same work directory resumes or is refused.
     """
 
     def __init__(
@@ -108,6 +111,15 @@ class LocalBackend:
         self.router: ManagedProcess | None = None
         # An already running champion (not started here, so never stopped here).
         self._external_champion = champion_url.rstrip("/") if champion_url else None
+        self.state = FileState(self.work_dir / f"{model_name}-rollout.json")
+
+    def read_state(self) -> tuple[RolloutRecord | None, str]:
+        """The rollout record in the state file and its version."""
+        return self.state.read_state()
+
+    def write_state(self, record: RolloutRecord, token: str) -> str:
+        """Write the record if the file is still at version ``token``."""
+        return self.state.write_state(record, token)
 
     @property
     def url(self) -> str:

@@ -1,6 +1,11 @@
 """A Kubernetes API stand-in for one resource type: GET and merge-PATCH of KServe
 InferenceServices over real HTTP, validating every patched object against the CRD's
-OpenAPI schema and imitating the KServe controller's canary status."""
+OpenAPI schema and imitating the KServe controller's canary status.
+
+Like the API server it keeps ``metadata.resourceVersion`` (bumped on every write) and
+answers 409 Conflict to a patch that names an older one (optimistic concurrency).
+``fail_patches`` injects faults: a list of predicates on the patch body; the first
+matching one is used up and its PATCH answered 503 with a plain-text body."""
 
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 def isvc(name: str, namespace: str, storage_uri: str) -> dict:
     return {
         "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-        "metadata": {"name": name, "namespace": namespace, "generation": 1},
+        "metadata": {"name": name, "namespace": namespace, "generation": 1, "resourceVersion": "1"},
         "spec": {"predictor": {"model": {"modelFormat": {"name": "mlflow"}, "protocolVersion": "v2", "storageUri": storage_uri}}},
     }
 
@@ -58,6 +63,9 @@ class KServeStandIn:
         self.revisions: dict[tuple[str, str], int] = {}
         self.patches: list[tuple[str, dict]] = []  # (content type, body)
         self.not_ready_polls = not_ready_polls
+        self.fail_patches: list[Any] = []  # predicates on a patch body: a match is answered 503 once
+        self.failed: list[dict] = []  # the patches answered 503
+        self.lock = threading.Lock()
         for key in self.objects:
             self._reconcile(key, new_revision=True)
 
@@ -109,19 +117,38 @@ class KServeStandIn:
             if ctype != "application/merge-patch+json":
                 return JSONResponse({"kind": "Status", "code": 415, "message": f"unsupported patch type {ctype}"}, status_code=415)
             body = await request.json()
-            self.patches.append((ctype, body))
-            merged = merge_patch(obj, body)
-            errors = sorted(self.validator.iter_errors({k: v for k, v in merged.items() if k != "status"}), key=str)
-            if errors:
-                msg = "; ".join(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:3])
-                return JSONResponse({"kind": "Status", "code": 422, "reason": "Invalid", "message": msg}, status_code=422)
-            old_uri = obj["spec"]["predictor"]["model"].get("storageUri")
-            merged["metadata"]["generation"] = obj["metadata"]["generation"] + 1
-            self.objects[key] = merged
-            self._reconcile(key, new_revision=merged["spec"]["predictor"]["model"].get("storageUri") != old_uri)
-            return JSONResponse(self.objects[key])
+            with self.lock:
+                return self._patch(key, ctype, body)
 
-        return Starlette(routes=[Route(PATH.replace("{ns}", "{ns}").replace("{name}", "{name}"), handle, methods=["GET", "PATCH"])])
+        return Starlette(routes=[Route(PATH, handle, methods=["GET", "PATCH"])])
+
+    def _patch(self, key: tuple[str, str], ctype: str, body: dict) -> Any:
+        from starlette.responses import JSONResponse, PlainTextResponse
+
+        obj = self.objects[key]
+        for i, matches in enumerate(self.fail_patches):
+            if matches(body):
+                del self.fail_patches[i]
+                self.failed.append(body)
+                return PlainTextResponse("upstream connect error or disconnect/reset before headers", status_code=503)
+        self.patches.append((ctype, body))
+        wanted = (body.get("metadata") or {}).get("resourceVersion")
+        if wanted is not None and wanted != obj["metadata"]["resourceVersion"]:
+            return JSONResponse({"kind": "Status", "code": 409, "reason": "Conflict",
+                                 "message": "the object has been modified; please apply your changes to the latest version and try again"},
+                                status_code=409)
+        merged = merge_patch(obj, body)
+        errors = sorted(self.validator.iter_errors({k: v for k, v in merged.items() if k != "status"}), key=str)
+        if errors:
+            msg = "; ".join(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:3])
+            return JSONResponse({"kind": "Status", "code": 422, "reason": "Invalid", "message": msg}, status_code=422)
+        old_uri = obj["spec"]["predictor"]["model"].get("storageUri")
+        if merged["spec"] != obj["spec"]:
+            merged["metadata"]["generation"] = obj["metadata"]["generation"] + 1
+        merged["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
+        self.objects[key] = merged
+        self._reconcile(key, new_revision=merged["spec"]["predictor"]["model"].get("storageUri") != old_uri)
+        return JSONResponse(self.objects[key])
 
     def serve(self, port: int) -> Any:
         import uvicorn

@@ -88,5 +88,12 @@ def test_controller_rolls_back_on_kubernetes(api, store, registry) -> None:
     result = run_rollout(policy_dict(checks=[{"metric": "error_rate", "max": 0.01}]), backend(api_client), source, registry,
                          challenger_uri=f"models:/{MODEL}/{good2}", sleep=sleep)
     assert result.outcome == "rolled_back" and result.reason == "error_rate 0.2 > 0.01 (challenger, n=100)"
-    percents = [body["spec"]["predictor"].get("canaryTrafficPercent", "removed") for _, body in standin.patches]
+    percents = [body["spec"]["predictor"].get("canaryTrafficPercent", "removed") for _, body in standin.patches if "spec" in body]
     assert percents == [0, 50, 0]
+    # the rollout record in the annotation, written before each traffic move, ends rolled back
+    from serving.canary.state import ANNOTATION, RolloutRecord
+
+    kinds = ["state" if "metadata" in body else body["spec"]["predictor"].get("canaryTrafficPercent") for _, body in standin.patches]
+    assert kinds.index(50) > kinds.index("state", kinds.index(0) + 1)  # a state write between deploy (0) and the 50% move
+    record = RolloutRecord.from_json(standin.objects[("models", MODEL)]["metadata"]["annotations"][ANNOTATION])
+    assert (record.phase, record.percent, record.challenger, len(record.steps)) == ("rolled_back", 0, good2, 1)
