@@ -26,7 +26,7 @@ EXPORTED = {
     "driftloop_monitor_threshold": "the threshold the statistic is compared with",
     "driftloop_decision": "1 for the action the latest decision chose, 0 for the others",
     "driftloop_decisions_total": "decisions taken, by action",
-    "driftloop_canary_traffic_percent": "the challenger's share of traffic when the rollout step ended (0 after a rollback, 100 after a promotion)",
+    "driftloop_canary_traffic_percent": "the challenger's share of traffic: each canary step while the rollout runs, 0 after a rollback, 100 after a promotion",
     "driftloop_canary_rollbacks_total": "canary rollouts rolled back automatically",
     "driftloop_canary_promotions_total": "canary rollouts promoted",
 }
@@ -92,6 +92,17 @@ def push_rollout(settings: Any, model: str, result: Any) -> bool:
     return _push(url, job, model, registry)
 
 
+def push_traffic(settings: Any, model: str, percent: float) -> bool:
+    """Push the challenger's traffic share while a rollout runs (only that gauge: the group's counters stay)."""
+    if not settings.pushgateway_url:
+        return False
+    from prometheus_client import CollectorRegistry, Gauge
+
+    registry = CollectorRegistry()
+    Gauge("driftloop_canary_traffic_percent", EXPORTED["driftloop_canary_traffic_percent"], ["model"], registry=registry).labels(model).set(float(percent))
+    return _push(settings.pushgateway_url, "driftloop-canary", model, registry, replace=False)
+
+
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value else None
 
@@ -115,11 +126,12 @@ def _pushed(url: str, sample: str, job: str, model: str, **labels: str) -> float
     return 0.0
 
 
-def _push(url: str, job: str, model: str, registry: Any) -> bool:
-    from prometheus_client import push_to_gateway
+def _push(url: str, job: str, model: str, registry: Any, replace: bool = True) -> bool:
+    """PUT (replace the group's metrics) or POST (replace only the metrics pushed)."""
+    from prometheus_client import push_to_gateway, pushadd_to_gateway
 
     try:
-        push_to_gateway(url, job=job, grouping_key={"model": model}, registry=registry, timeout=10)
+        (push_to_gateway if replace else pushadd_to_gateway)(url, job=job, grouping_key={"model": model}, registry=registry, timeout=10)
     except OSError as exc:
         print(f"warning: could not push metrics to the Pushgateway at DRIFTLOOP_PUSHGATEWAY_URL={url}: {exc} "
               "(fix: check the URL and that the Pushgateway runs)", file=sys.stderr)

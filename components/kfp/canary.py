@@ -89,7 +89,7 @@ def canary_rollout(policy: Policy, settings: Settings, backend: str, namespace: 
         from serving.canary.rollout import roll_out
     import pandas as pd
 
-    from components.metrics_push import push_rollout
+    from components.metrics_push import push_rollout, push_traffic
 
     if backend == "local" and not replay:  # an unattended step has no users sending requests
         raise ConfigError("a local canary needs traffic", fix="pass replay=<parquet path or scenario:<name>> with features and labels")
@@ -98,10 +98,29 @@ def canary_rollout(policy: Policy, settings: Settings, backend: str, namespace: 
     label_source = None
     if backend == "kubernetes" and labels == "store":
         label_source = store_labels(policy, settings, log_dir or str(settings.workdir / "predictions"), pd.Timestamp.now(tz="UTC"))
+    def step(line: str) -> None:
+        percent = step_percent(line)
+        if percent is not None:  # the CanaryStuck alert watches the traffic between steps
+            push_traffic(settings, policy.model, percent)
+        if on_step is not None:
+            on_step(line)
+
     result = roll_out(policy, settings, backend, namespace=namespace or "default", isvc=isvc, replay=replay or None,
-                      interval_seconds=interval_seconds, on_step=on_step, actor="kfp", labels=label_source, log_dir=log_dir or None)
+                      interval_seconds=interval_seconds, on_step=step, actor="kfp", labels=label_source, log_dir=log_dir or None)
     push_rollout(settings, policy.model, result)
     return result
+
+
+def step_percent(line: str) -> int | None:
+    """The traffic percent of a controller step line (``serving.canary.controller.format_step``), else None.
+
+    >>> step_percent("step 1/4 at 10%: hold - error_rate 0.034 > 0.01"), step_percent("promoted: all checks passed")
+    (10, None)
+    """
+    import re
+
+    found = re.match(r"step \d+/\d+ at (\d+)%:", line)
+    return int(found.group(1)) if found else None
 
 
 def rollout_markdown(result: Any) -> str:
