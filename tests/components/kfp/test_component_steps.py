@@ -155,7 +155,15 @@ def test_training_steps_train_and_gate_without_a_champion(tmp_path: Path, churn_
                                                     strategy="recent_window", cohort="", decision_key="d-1", workdir=work, metrics=out)
         return alias, out
 
+    from dataclasses import replace
+
+    from components.decision import decide, open_ledger
+
+    ledger = open_ledger(runtime.settings_for(work))
+    claimed = replace(decide(runtime.resolve_policy("churn"), [], "0", {}), idempotency_key="d-1")
+    assert ledger.claim(claimed) and ledger.state("d-1") == "claimed"  # as the decide step leaves it
     alias, out = register()
+    assert ledger.state("d-1") == "done", "registering is what makes the retrain's claim final (issue 12, defect 5)"
     assert alias == "champion" and out.metadata["version"] == 1.0  # the first passing model: no bootstrap needed
     registry = ModelRegistry(runtime.settings_for(work))
     champion = registry.get("churn", "champion")

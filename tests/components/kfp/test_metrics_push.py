@@ -151,3 +151,55 @@ def test_the_canary_step_pushes_each_step_s_traffic(pushgateway: str, tmp_path: 
     assert during == [10.0, 50.0] and len(lines) == 2
     s = _samples(pushgateway)
     assert _value(s, "driftloop_canary_traffic_percent", model="churn") == 0.0 and _value(s, "driftloop_canary_rollbacks_total", model="churn") == 1.0
+
+
+def test_the_decide_step_posts_a_fresh_decision_to_the_webhook_and_pushes_it(pushgateway: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12, defect 7: only the CLI sent the webhook, never a pipeline step."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import yaml
+    from kfp.dsl import Artifact, Markdown
+
+    from components.decision import decide
+    from components.kfp import monitor as monitor_steps
+    from components.monitor.results import MonitorReport
+    from components.policy import policy_text
+
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    raw = yaml.safe_load(policy_text("churn"))
+    raw["alerting"] = {"allow_private_webhook": True, "on": ["retrain"]}
+    text = yaml.safe_dump(raw)
+    monkeypatch.setenv("DRIFTLOOP_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
+    monkeypatch.setenv("DRIFTLOOP_PUSHGATEWAY_URL", pushgateway)
+    from components.policy import resolve_policy
+
+    policy = resolve_policy(text)
+    monitors = [{"name": "accuracy_floor", "type": "performance", "fired": True, "summary": "accuracy 0.76 < 0.85", "results": []}]
+    window = {"start": "2025-09-01", "end": "2025-10-01", "rows": 250}
+    report = tmp_path / "report.json"
+    report.write_text(MonitorReport("churn", "1", window, monitors, decide(policy, monitors, "1", window).to_dict(), "now").to_json())
+    try:
+        for _ in range(2):  # the second run of the window is "none": no second message
+            monitor_steps.decide.python_func(policy=text, report=Artifact(uri=str(report)), window_end="2025-10-01", workdir=str(tmp_path / "w"),
+                                             emergency=False, decision_md=Markdown(uri=str(tmp_path / "d.md")))
+    finally:
+        server.shutdown()
+    assert len(received) == 1 and "retrain" in json.dumps(received[0])
+    s = _samples(pushgateway)
+    assert _value(s, "driftloop_decisions_total", model="churn", action="retrain") == 1.0
+    assert _value(s, "driftloop_decisions_total", model="churn", action="none") == 1.0
+    assert _value(s, "driftloop_decision", model="churn", action="none") == 1.0
