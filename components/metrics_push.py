@@ -54,10 +54,9 @@ def push_monitor(settings: Any, model: str, monitors: Sequence[dict[str, Any]]) 
         fired.labels(model, m["name"], m.get("type") or "").set(1.0 if m.get("fired") else 0.0)
         for r in m.get("results") or []:
             labels = (model, m["name"], m.get("type") or "", r.get("test") or "", r.get("feature") or "", r.get("metric") or "", r.get("segment") or "")
-            if _number(r.get("statistic")) is not None:
-                statistic.labels(*labels).set(_number(r.get("statistic")))
-            if _number(r.get("threshold")) is not None:
-                threshold.labels(*labels).set(_number(r.get("threshold")))
+            for gauge, value in ((statistic, _number(r.get("statistic"))), (threshold, _number(r.get("threshold")))):
+                if value is not None:  # a test without a figure (no data) has no sample
+                    gauge.labels(*labels).set(value)
     return _push(settings.pushgateway_url, "driftloop-monitor", model, registry)
 
 

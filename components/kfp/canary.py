@@ -85,9 +85,12 @@ def canary_rollout(policy: Policy, settings: Settings, backend: str, namespace: 
     "none" runs without labels. ``roll_out`` defaults to :func:`serving.canary.rollout.roll_out`.
     The monitor metrics (traffic, rollbacks) are pushed to the Pushgateway when one is set.
     """
-    if roll_out is None:
-        from serving.canary.rollout import roll_out
     import pandas as pd
+
+    if roll_out is None:
+        from serving.canary.rollout import roll_out as default_roll_out
+
+        roll_out = default_roll_out
 
     from components.metrics_push import push_rollout, push_traffic
 
