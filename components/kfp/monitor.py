@@ -8,11 +8,20 @@
 
 from typing import NamedTuple
 
-from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
+from kfp.dsl import (
+    HTML,
+    Artifact,
+    Dataset,
+    Input,
+    Markdown,
+    Metrics,
+    Output,
+    PipelineTaskFinalStatus,
+)
 
 from components.kfp import IMAGE, component
 
-__all__ = ["IMAGE", "decide", "run_monitor"]
+__all__ = ["IMAGE", "decide", "run_monitor", "settle_decision"]
 
 
 @component
@@ -63,3 +72,19 @@ def decide(policy: str, report: Input[Artifact], window_end: str, workdir: str, 
     # emergency on the newest data: an empty end means "latest" downstream.
     end = "" if emergency else window_end
     return DecisionOutputs(action, d.strategy or "", d.window or "", d.cohort or "", end, d.idempotency_key)
+
+
+@component
+def settle_decision(decision_key: str, workdir: str, status: PipelineTaskFinalStatus) -> str:
+    """The retrain branch's exit handler: when it failed, release the decision's claim so the next run retrains.
+
+    A registered model already made the claim done, which a release leaves alone.
+    Returns the ledger state afterwards.
+    """
+    from components.decision import open_ledger
+    from components.kfp import runtime
+
+    ledger = open_ledger(runtime.settings_for(workdir))
+    if status.state != "SUCCEEDED" and ledger.release(decision_key):
+        print(f"retrain branch {status.state.lower()}: released claim {decision_key}; the next run of the window retrains")
+    return ledger.state(decision_key) or ""
