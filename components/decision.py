@@ -23,13 +23,15 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from components.errors import ServiceUnavailable
 from components.policy import Policy
 
 ACTIONS = ("none", "retrain", "alert")
@@ -137,11 +139,18 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-class DecisionLedger:
-    """A small SQLite table of decisions already acted on, keyed by ``idempotency_key``.
+LEDGER_LEASE_SECONDS = 6 * 3600.0  # a claim whose retrain never finished is claimable again after this
 
-    SQLite's primary key makes :meth:`record` an atomic claim: two processes acting on the
-    same decision cannot both succeed.
+
+class DecisionLedger:
+    """Decisions acted on, keyed by ``idempotency_key``: SQLite at a path, or PostgreSQL at a URL.
+
+    A retrain goes ``claim`` -> (train, register) -> ``mark_done``. The claim is an atomic
+    insert on the primary key, so two runs of the same window cannot both train; a claim
+    that never reached ``mark_done`` (the training failed) expires after ``lease_seconds``
+    or on :meth:`release`, and the window can be retrained. A done decision is never
+    claimed again. PostgreSQL (``DRIFTLOOP_LEDGER_URL``) is the shared ledger of a cluster,
+    where every pod has its own filesystem.
 
     >>> import tempfile
     >>> from components.policy import Policy
@@ -150,48 +159,124 @@ class DecisionLedger:
     ...     "actions": [{"when": ["acc"]}]})
     >>> ledger = DecisionLedger(Path(tempfile.mkdtemp()) / "decisions.db")
     >>> d = decide(policy, [{"name": "acc", "fired": True, "summary": "x"}], "1", {})
-    >>> ledger.seen(d.idempotency_key), ledger.record(d), ledger.record(d), ledger.seen(d.idempotency_key)
-    (False, True, False, True)
+    >>> ledger.seen(d.idempotency_key), ledger.claim(d), ledger.claim(d), ledger.state(d.idempotency_key)
+    (False, True, False, 'claimed')
+    >>> ledger.release(d.idempotency_key), ledger.claim(d), ledger.mark_done(d.idempotency_key), ledger.release(d.idempotency_key), ledger.claim(d)
+    (True, True, True, False, False)
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: str | Path, *, lease_seconds: float = LEDGER_LEASE_SECONDS, clock: Callable[[], float] = time.time) -> None:
+        self.url = str(path) if str(path).startswith(("postgresql://", "postgres://")) else ""
+        self.path = None if self.url else Path(path)
+        self.lease_seconds, self.clock = lease_seconds, clock
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.execute(
                 "CREATE TABLE IF NOT EXISTS decisions (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
                 "model_version TEXT, action TEXT NOT NULL, strategy TEXT, recorded_at TEXT NOT NULL, decision TEXT NOT NULL)"
             )
+            columns = self._columns(con)
+            # Ledgers written before claims had states: each row there was acted on (done).
+            if "state" not in columns:
+                con.execute("ALTER TABLE decisions ADD COLUMN state TEXT NOT NULL DEFAULT 'done'")
+            if "claimed_at" not in columns:
+                con.execute("ALTER TABLE decisions ADD COLUMN claimed_at DOUBLE PRECISION NOT NULL DEFAULT 0")
+
+    def _columns(self, con: Any) -> set[str]:
+        if self.url:
+            rows = con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'decisions'").fetchall()
+            return {r[0] for r in rows}
+        return {r[1] for r in con.execute("PRAGMA table_info(decisions)").fetchall()}
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=30)
+    def _connect(self) -> Iterator[Any]:
+        if self.url:
+            import psycopg
+
+            try:
+                pg = psycopg.connect(self.url, connect_timeout=10)
+            except psycopg.OperationalError as exc:
+                raise ServiceUnavailable(f"decision ledger at DRIFTLOOP_LEDGER_URL is unreachable: {str(exc).strip().splitlines()[0]}",
+                                   fix="check DRIFTLOOP_LEDGER_URL (postgresql://user:password@host:5432/db) and that PostgreSQL is running") from None
+            try:
+                with pg:  # commits on success, rolls back on error
+                    yield _Placeholders(pg)
+            finally:
+                pg.close()
+            return
+        con = sqlite3.connect(self.path, timeout=30)  # type: ignore[arg-type]
         try:
-            with con:  # commits on success, rolls back on error
+            with con:
                 yield con
         finally:
             con.close()
 
-    def seen(self, key: str) -> bool:
-        """Whether a decision with this key was already recorded."""
+    def state(self, key: str) -> str | None:
+        """``"claimed"``, ``"done"``, ``"released"`` or None (never claimed)."""
         with self._connect() as con:
-            return con.execute("SELECT 1 FROM decisions WHERE key = ?", (key,)).fetchone() is not None
+            row = con.execute("SELECT state FROM decisions WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def seen(self, key: str) -> bool:
+        """Whether a decision with this key is claimed or done (not to be acted on now)."""
+        return self.state(key) in ("claimed", "done")
+
+    def claim(self, decision: Decision) -> bool:
+        """Claim the decision for acting on it; ``False`` if it is done or claimed by a live lease."""
+        now = self.clock()
+        row = (decision.idempotency_key, decision.model, decision.model_version, decision.action, decision.strategy,
+               datetime.now(UTC).isoformat(), json.dumps(decision.to_dict()), now)
+        with self._connect() as con:
+            cur = con.execute("INSERT INTO decisions (key, model, model_version, action, strategy, recorded_at, decision, state, claimed_at) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?, 'claimed', ?) ON CONFLICT (key) DO NOTHING", row)
+            if cur.rowcount == 1:
+                return True
+            # Take over a released claim or one whose lease ran out (its training died).
+            cur = con.execute("UPDATE decisions SET state = 'claimed', claimed_at = ?, recorded_at = ? WHERE key = ? "
+                              "AND (state = 'released' OR (state = 'claimed' AND claimed_at < ?))",
+                              (now, row[5], decision.idempotency_key, now - self.lease_seconds))
+            return cur.rowcount == 1
 
     def record(self, decision: Decision) -> bool:
-        """Record the decision; ``False`` if its key was already there (do not act again)."""
+        """Claim the decision (the name before claims had states); ``False`` if it may not be acted on."""
+        return self.claim(decision)
+
+    def mark_done(self, key: str) -> bool:
+        """The retrain of this claim happened (a model was registered); it is never claimed again."""
         with self._connect() as con:
-            cur = con.execute(
-                "INSERT OR IGNORE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (decision.idempotency_key, decision.model, decision.model_version, decision.action,
-                 decision.strategy, datetime.now(UTC).isoformat(), json.dumps(decision.to_dict())),
-            )
-            return cur.rowcount == 1
+            return con.execute("UPDATE decisions SET state = 'done' WHERE key = ? AND state <> 'done'", (key,)).rowcount == 1
+
+    def release(self, key: str) -> bool:
+        """Give a claim back (its retrain failed) so the next run of the window retrains; a done one stays done."""
+        with self._connect() as con:
+            return con.execute("UPDATE decisions SET state = 'released' WHERE key = ? AND state = 'claimed'", (key,)).rowcount == 1
 
     def get(self, key: str) -> Decision | None:
         """The recorded decision with this key, if any."""
         with self._connect() as con:
             row = con.execute("SELECT decision FROM decisions WHERE key = ?", (key,)).fetchone()
         return Decision.from_dict(json.loads(row[0])) if row else None
+
+
+class _Placeholders:
+    """A psycopg connection that takes SQLite's ``?`` placeholders, so both ledgers share their SQL."""
+
+    def __init__(self, con: Any) -> None:
+        self._con = con
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._con.execute(sql.replace("?", "%s"), params)
+
+
+def open_ledger(settings: Any) -> DecisionLedger:
+    """The ledger the settings name: PostgreSQL at ``ledger_url`` when set, else SQLite in the work directory.
+
+    >>> from components.settings import Settings
+    >>> open_ledger(Settings.from_env({"DRIFTLOOP_WORKDIR": "/tmp/dl-doc"})).path.as_posix()
+    '/tmp/dl-doc/decisions.db'
+    """
+    return DecisionLedger(settings.ledger_url or settings.workdir / "decisions.db")
 
 
 def emergency_decision(policy: Policy, model_version: str | None, window: dict[str, Any], fired: Sequence[str]) -> Decision:
@@ -220,7 +305,8 @@ def decide_once(policy: Policy, report: Any, ledger: DecisionLedger, emergency: 
     A retrain is claimed in ``ledger`` once: a repeat of the same decision returns
     ``fresh=False`` and must not be acted on. ``emergency`` (a manual trigger) retrains now
     with the policy's emergency action on the newest data, whatever the monitors said; it
-    is still claimed once per monitored window.
+    is still claimed once per monitored window. The claim becomes final with
+    :meth:`DecisionLedger.mark_done` once the model is registered.
 
     >>> import tempfile
     >>> from components.monitor.results import MonitorReport
@@ -238,7 +324,7 @@ def decide_once(policy: Policy, report: Any, ledger: DecisionLedger, emergency: 
         decision = decide(policy, report.monitors, report.model_version, report.window)
     if decision.action != "retrain":
         return decision, True
-    return decision, ledger.record(decision)
+    return decision, ledger.claim(decision)
 
 
 def decision_markdown(decision: Decision, fresh: bool) -> str:

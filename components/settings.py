@@ -40,6 +40,8 @@ class Settings:
     webhook_url: str = ""  # Slack-compatible incoming webhook; empty: no notification
     log_fsync: str = "interval"  # prediction log: "none" | "interval" (about 1 s) | "always" (each batch)
     log_retention_days: float = 0  # prediction log files older than this are removed; 0 keeps all
+    ledger_url: str = ""  # PostgreSQL URL of the decision ledger (shared by pods); empty: SQLite under workdir
+    pushgateway_url: str = ""  # Prometheus Pushgateway the pipeline steps push their metrics to; empty: no push
 
     def __post_init__(self) -> None:
         if not self.mlflow_tracking_uri:
@@ -63,7 +65,7 @@ class Settings:
         kwargs.update(_rollout_overrides(env))
         if env.get("DRIFTLOOP_WORKDIR"):
             kwargs["workdir"] = Path(env["DRIFTLOOP_WORKDIR"]).resolve()
-        for name in ("mlflow_tracking_uri", "mlflow_artifact_root", "feast_config", "prometheus_url", "webhook_url"):
+        for name in ("mlflow_tracking_uri", "mlflow_artifact_root", "feast_config", "prometheus_url", "webhook_url", "ledger_url", "pushgateway_url"):
             value = env.get(f"DRIFTLOOP_{name.upper()}")
             if value:
                 kwargs[name] = value

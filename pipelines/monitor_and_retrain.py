@@ -15,7 +15,9 @@ from typing import Any
 
 from kfp import dsl
 
+from components.kfp.monitor import settle_decision
 from pipelines.monitor import monitor_steps
+from pipelines.platform import server_step
 from pipelines.rollout import rollout_steps
 from pipelines.train import training_steps
 
@@ -33,7 +35,10 @@ def build(target: str = "cluster") -> Any:
             with dsl.If(canary != "none", name="canary"):
                 rollout_steps(target, policy, canary, namespace, isvc, replay, interval_seconds, workdir).after(register)
 
-        with dsl.If(action == "retrain", name="retrain"):
+        # A failed retrain gives its ledger claim back (claim -> train -> register marks it done).
+        settle = server_step(settle_decision(decision_key=decision_key, workdir=workdir), target)
+        settle.set_display_name("settle decision")
+        with dsl.ExitHandler(settle, name="retrain-or-release"), dsl.If(action == "retrain", name="retrain"):
             training_steps(target, policy, strategy, end, window, cohort, source, workdir, decision_key, then=canary_after)
 
     @dsl.pipeline(name="driftloop-monitor-and-retrain", description="Monitor a window; when the policy says retrain, train with the decided strategy and gate it.")

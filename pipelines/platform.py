@@ -33,7 +33,12 @@ _SETTINGS_ENV = {
     "DRIFTLOOP_WORKDIR": "DRIFTLOOP_WORKDIR",
     "DRIFTLOOP_ROLLOUT_STEPS": "DRIFTLOOP_ROLLOUT_STEPS",
     "DRIFTLOOP_ROLLOUT_INTERVAL_SECONDS": "DRIFTLOOP_ROLLOUT_INTERVAL_SECONDS",
+    "DRIFTLOOP_PUSHGATEWAY_URL": "DRIFTLOOP_PUSHGATEWAY_URL",
 }
+# Secrets (credentials in URLs), optional: without them the embedded defaults apply.
+LEDGER_SECRET = "driftloop-ledger"  # key url: postgresql://... (the decision ledger every run shares)
+WEBHOOK_SECRET = "driftloop-webhook"  # key url: the Slack-compatible webhook the decide step posts to
+PREDICTION_LOG_PVC = "driftloop-prediction-log"  # manifests/base/log-sink.yaml
 _MLFLOW_ENV = {
     "username": "MLFLOW_TRACKING_USERNAME",
     "password": "MLFLOW_TRACKING_PASSWORD",
@@ -76,8 +81,19 @@ def server_step(task: Any, target: str, *, cpu: str = "1", memory: str = "2Gi", 
     # MLflow's own default store as well, for code paths that use the global tracking URI.
     kubernetes.use_config_map_as_env(task, config_map_name=SETTINGS_CONFIG_MAP, config_map_key_to_env={"DRIFTLOOP_MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI"}, optional=True)
     kubernetes.use_secret_as_env(task, secret_name=MLFLOW_SECRET, secret_key_to_env=_MLFLOW_ENV, optional=True)
+    kubernetes.use_secret_as_env(task, secret_name=LEDGER_SECRET, secret_key_to_env={"url": "DRIFTLOOP_LEDGER_URL"}, optional=True)
+    kubernetes.use_secret_as_env(task, secret_name=WEBHOOK_SECRET, secret_key_to_env={"url": "DRIFTLOOP_WEBHOOK_URL"}, optional=True)
     if feast:
         kubernetes.use_secret_as_env(task, secret_name=FEAST_SECRET, secret_key_to_env=_FEAST_ENV, optional=True)
+    return task
+
+
+def prediction_log_step(task: Any, target: str, mount_path: str = "/var/lib/driftloop/prediction-log") -> Any:
+    """A step that reads the prediction log: on a cluster it mounts the log sink's volume at ``mount_path``."""
+    if check_target(target) == "cluster":
+        from kfp import kubernetes
+
+        kubernetes.mount_pvc(task, pvc_name=PREDICTION_LOG_PVC, mount_path=mount_path)
     return task
 
 

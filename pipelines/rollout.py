@@ -15,15 +15,22 @@ from typing import Any
 
 from kfp import dsl
 
+from components.kfp.canary import PREDICTION_LOG_DIR
 from components.kfp.rollout import canary_rollout
-from pipelines.platform import server_step, time_dependent
+from pipelines.platform import prediction_log_step, server_step, time_dependent
 
 
 def rollout_steps(target: str, policy: Any, canary: Any, namespace: Any, isvc: Any, replay: Any, interval_seconds: Any, workdir: Any) -> Any:
-    """Add the canary step; it is never cached and never retried (a retry would restart the traffic split)."""
-    task = canary_rollout(policy=policy, backend=canary, namespace=namespace, isvc=isvc, replay=replay, interval_seconds=interval_seconds, workdir=workdir)
+    """Add the canary step; it is never cached and never retried (a retry would restart the traffic split).
+
+    On a cluster it mounts the prediction-log volume and reads the log there, with labels
+    from the label store; a local run reads ``<workdir>/predictions``.
+    """
+    log_dir = PREDICTION_LOG_DIR if target == "cluster" else ""
+    task = canary_rollout(policy=policy, backend=canary, namespace=namespace, isvc=isvc, replay=replay, interval_seconds=interval_seconds, workdir=workdir,
+                          log_dir=log_dir, labels="store")
     task.set_display_name("canary rollout")
-    return server_step(time_dependent(task), target, retries=0)
+    return prediction_log_step(server_step(time_dependent(task), target, retries=0), target)
 
 
 def build(target: str = "cluster") -> Any:

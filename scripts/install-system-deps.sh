@@ -6,6 +6,7 @@ set -euo pipefail
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
 command -v chromium >/dev/null || need+=(chromium)
 command -v kubectl >/dev/null || echo "note: kubectl not found; manifest build tests will be skipped" >&2
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

@@ -45,11 +45,12 @@ def validate_data(policy: str, data: Input[Dataset], min_rows: int, need_label: 
 @component
 def resolve_windows(policy: str, source: str, current_start: str, current_end: str, reference_start: str, reference_end: str) -> NamedTuple(  # type: ignore[valid-type]
         "Windows", [("current_start", str), ("current_end", str), ("reference_start", str), ("reference_end", str)]):
-    """Fill empty monitoring-window bounds: the current window is the latest policy period, the reference all before it."""
+    """Fill empty monitoring-window bounds: the current window is the latest policy period, the reference the ten periods before it."""
     from collections import namedtuple
 
     from components.kfp import runtime
     from components.windows import monitoring_windows
 
-    w = monitoring_windows(runtime.resolve_policy(policy), source, current_start, current_end, reference_start, reference_end)
+    pol = runtime.resolve_policy(policy)
+    w = runtime.with_default_reference(pol, monitoring_windows(pol, source, current_start, current_end, reference_start, reference_end))
     return namedtuple("Windows", list(w))(**w)

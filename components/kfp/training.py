@@ -104,5 +104,9 @@ def register(policy: str, model: Input[Model], train_data: Input[Dataset], holdo
     info, alias = register_and_alias(runtime.resolve_policy(policy), load_model(model.path), data, verdict_from_dict(json.loads(runtime.read_text(verdict.path))),
                                      ModelRegistry(runtime.settings_for(workdir)), decision_id=decision_key or None, actor="kfp")
     metrics.log_metric("version", float(info.version))
+    if decision_key:  # the retrain happened: its claim is final (a failed run leaves it claimable)
+        from components.decision import open_ledger
+
+        open_ledger(runtime.settings_for(workdir)).mark_done(decision_key)
     print(f"registered {info.model} version {info.version}, alias {alias or 'none'}")
     return alias or ""

@@ -157,3 +157,70 @@ def test_emergency_retrains_with_the_policy_action_whatever_fired_once_per_windo
     assert decide_once(policy, quiet, ledger, emergency=True)[1] is False
     other_window = _report(load_policy("churn"), False, {**WINDOW, "end": "2025-09-30"})
     assert decide_once(policy, other_window, ledger, emergency=True)[1] is True
+
+
+class _Clock:
+    """A settable clock, so lease expiry is tested without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _ledger_cycle(target: object) -> None:
+    """Claim -> fail -> claimable again; claim -> done -> never again: the same on every backend."""
+    from components.decision import decide_once
+
+    policy, clock = load_policy("churn"), _Clock()
+    ledger = DecisionLedger(target, lease_seconds=60, clock=clock)  # type: ignore[arg-type]
+    report = _report(policy, True, WINDOW)
+    d, fresh = decide_once(policy, report, ledger)
+    assert fresh and ledger.state(d.idempotency_key) == "claimed"
+    assert decide_once(policy, report, ledger)[1] is False, "a live claim blocks a concurrent run of the window"
+    clock.now += 61  # the training step died without marking the claim done
+    assert decide_once(policy, report, ledger)[1] is True, "an expired claim is claimable again"
+    assert ledger.release(d.idempotency_key) and decide_once(policy, report, ledger)[1] is True, "a released claim is claimable at once"
+    assert ledger.mark_done(d.idempotency_key) and ledger.state(d.idempotency_key) == "done"
+    clock.now += 10_000
+    assert decide_once(policy, report, ledger)[1] is False, "a done retrain is never claimed again"
+    assert not ledger.release(d.idempotency_key) and ledger.get(d.idempotency_key) == d
+
+
+def test_ledger_claims_expire_or_release_until_the_retrain_is_done(tmp_path: Path) -> None:
+    _ledger_cycle(tmp_path / "d.db")
+
+
+def test_ledger_on_postgresql_is_shared_and_retrains_a_window_once(postgres_url: str) -> None:
+    from components.decision import decide_once, open_ledger
+    from components.settings import Settings
+
+    _ledger_cycle(postgres_url)
+    # Two pods (two ledgers, one database): a window decided twice retrains once.
+    settings = Settings.from_env({"DRIFTLOOP_LEDGER_URL": postgres_url, "DRIFTLOOP_WORKDIR": "/nonexistent/pod-a"})
+    policy, window = load_policy("churn"), {**WINDOW, "end": "2025-10-31"}
+    first, second = open_ledger(settings), open_ledger(Settings.from_env({"DRIFTLOOP_LEDGER_URL": postgres_url, "DRIFTLOOP_WORKDIR": "/nonexistent/pod-b"}))
+    assert first.url == postgres_url and first.path is None
+    assert [decide_once(policy, _report(policy, True, window), ledger)[1] for ledger in (first, second)] == [True, False]
+
+
+def test_ledger_keeps_rows_of_an_old_sqlite_ledger_as_done(tmp_path: Path) -> None:
+    import sqlite3
+
+    d = decide(load_policy("churn"), [_m("accuracy_floor", True)], "1", WINDOW)
+    con = sqlite3.connect(tmp_path / "old.db")
+    with con:
+        con.execute("CREATE TABLE decisions (key TEXT PRIMARY KEY, model TEXT NOT NULL, model_version TEXT, action TEXT NOT NULL, "
+                    "strategy TEXT, recorded_at TEXT NOT NULL, decision TEXT NOT NULL)")
+        con.execute("INSERT INTO decisions VALUES (?, 'churn', '1', 'retrain', 'full', 'then', '{}')", (d.idempotency_key,))
+    con.close()
+    ledger = DecisionLedger(tmp_path / "old.db")
+    assert ledger.state(d.idempotency_key) == "done" and ledger.claim(d) is False
+
+
+def test_an_unreachable_ledger_url_names_the_setting() -> None:
+    from components.errors import ServiceUnavailable
+
+    with pytest.raises(ServiceUnavailable, match="DRIFTLOOP_LEDGER_URL"):
+        DecisionLedger("postgresql://nobody@127.0.0.1:1/none")

@@ -36,7 +36,7 @@ def test_cluster_build_has_secrets_limits_and_retries(tmp_path: Path) -> None:
     spec, platform = _docs(compile_pipeline("monitor_and_retrain", tmp_path / "p.yaml", "cluster"))
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     train_exec = next(v for k, v in executors.items() if "build-training-data" in k)
-    assert {s["secretName"] for s in train_exec["secretAsEnv"]} == {"driftloop-mlflow", "driftloop-feast"}
+    assert {s["secretName"] for s in train_exec["secretAsEnv"]} == {"driftloop-mlflow", "driftloop-feast", "driftloop-ledger", "driftloop-webhook"}
     assert all(s["optional"] for s in train_exec["secretAsEnv"])
     assert train_exec["configMapAsEnv"][0]["configMapName"] == "driftloop-settings"
     containers = {k: v["container"] for k, v in spec["deploymentSpec"]["executors"].items()}
@@ -70,7 +70,8 @@ def test_caching_is_off_for_time_dependent_steps_and_retries_on_server_steps(tmp
 def test_retrain_runs_only_on_a_retrain_decision_registers_every_model_and_canaries_only_a_new_challenger(tmp_path: Path) -> None:
     spec, _ = _docs(compile_pipeline("monitor_and_retrain", tmp_path / "p.yaml", "cluster"))
     tasks = _tasks(spec)
-    conditions = [t["triggerPolicy"]["condition"] for t in tasks.values() if "triggerPolicy" in t]
+    # (the exit handler's settle step has a trigger strategy, no condition)
+    conditions = [t["triggerPolicy"]["condition"] for t in tasks.values() if "condition" in t.get("triggerPolicy", {})]
     assert "inputs.parameter_values['pipelinechannel--action'] == 'retrain'" in conditions
     assert "inputs.parameter_values['pipelinechannel--register-Output'] == 'challenger'" in conditions
     assert "inputs.parameter_values['pipelinechannel--canary'] != 'none'" in conditions
@@ -109,3 +110,16 @@ def test_unknown_pipeline_and_target_are_config_errors(capsys: pytest.CaptureFix
     assert main(["compile", "--out", str(tmp_path / "o"), "--policy", str(bad)]) == 2
     assert "accuracy_flor" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name", ["monitor_and_retrain", "rollout"])
+def test_cluster_canary_step_mounts_the_prediction_log_and_reads_labels(name: str, tmp_path: Path) -> None:
+    """Issue 12, defect 4: the Kubernetes canary step had no prediction log and no labels."""
+    spec, platform = _docs(compile_pipeline(name, tmp_path / "p.yaml", "cluster"))
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    canary = next(v for k, v in executors.items() if "canary-rollout" in k)
+    assert [(m["constant"], m["mountPath"]) for m in canary["pvcMount"]] == [("driftloop-prediction-log", "/var/lib/driftloop/prediction-log")]
+    others = [k for k, v in executors.items() if "canary-rollout" not in k and v.get("pvcMount")]
+    assert others == [], "only the canary step reads the prediction log"
+    text = yaml.safe_dump(spec)
+    assert "/var/lib/driftloop/prediction-log" in text and "store" in text  # log_dir and labels parameters of the canary task

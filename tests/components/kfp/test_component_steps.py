@@ -17,7 +17,7 @@ from components.kfp import data as data_steps
 from components.kfp import monitor as monitor_steps
 from components.kfp import training as training_steps
 from components.registry import ModelRegistry
-from components.windows import resolve_monitoring_windows
+from components.windows import resolve_monitoring_windows, rows_for
 
 pytestmark = pytest.mark.unit
 
@@ -56,7 +56,13 @@ def test_validate_data_logs_figures_and_names_missing_columns(tmp_path: Path, ch
 def test_resolve_windows_defaults_to_the_latest_period(churn_parquet: Path) -> None:
     w = data_steps.resolve_windows.python_func(policy="churn", source=str(churn_parquet), current_start="", current_end="", reference_start="", reference_end="")
     assert w.current_start.startswith("2025-12-01") and w.current_end.startswith("2026-01-01")
-    assert w.reference_end == w.current_start and w.reference_start == ""
+    # Defect 3 (issue 12): an empty reference_start used to stay "" and reach the feature
+    # store as NaT (an empty reference); it is now the policy's default reference window.
+    assert w.reference_end == w.current_start and w.reference_start.startswith("2025-02-01")
+    reference = rows_for(runtime.resolve_policy("churn"), w.reference_start, w.reference_end, str(churn_parquet), "", runtime.settings_for(""))
+    assert len(reference) > 0 and reference["event_timestamp"].min() >= pd.Timestamp("2025-02-01", tz="UTC")
+    explicit = data_steps.resolve_windows.python_func(policy="churn", source=str(churn_parquet), current_start="", current_end="", reference_start="2024-06-01", reference_end="")
+    assert explicit.reference_start.startswith("2024-06-01")
     with pytest.raises(ConfigError, match="reference_end <= current_start"):
         resolve_monitoring_windows(runtime.resolve_policy("churn"), pd.Timestamp("2025-12-01", tz="UTC"), "2025-06-01", "", "", "2025-07-01")
 
@@ -149,7 +155,15 @@ def test_training_steps_train_and_gate_without_a_champion(tmp_path: Path, churn_
                                                     strategy="recent_window", cohort="", decision_key="d-1", workdir=work, metrics=out)
         return alias, out
 
+    from dataclasses import replace
+
+    from components.decision import decide, open_ledger
+
+    ledger = open_ledger(runtime.settings_for(work))
+    claimed = replace(decide(runtime.resolve_policy("churn"), [], "0", {}), idempotency_key="d-1")
+    assert ledger.claim(claimed) and ledger.state("d-1") == "claimed"  # as the decide step leaves it
     alias, out = register()
+    assert ledger.state("d-1") == "done", "registering is what makes the retrain's claim final (issue 12, defect 5)"
     assert alias == "champion" and out.metadata["version"] == 1.0  # the first passing model: no bootstrap needed
     registry = ModelRegistry(runtime.settings_for(work))
     champion = registry.get("churn", "champion")
