@@ -26,7 +26,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -299,14 +299,17 @@ def emergency_decision(policy: Policy, model_version: str | None, window: dict[s
                     min_rows=action.min_rows if action else None, priority=action.priority if action else None)
 
 
-def decide_once(policy: Policy, report: Any, ledger: DecisionLedger, emergency: bool = False) -> tuple[Decision, bool]:
+def decide_once(policy: Policy, report: Any, ledger: DecisionLedger, emergency: bool = False,
+                upstream_workdir: Path | None = None) -> tuple[Decision, bool]:
     """The decision of a monitor report (a :class:`~components.monitor.results.MonitorReport`) and whether it is new.
 
     A retrain is claimed in ``ledger`` once: a repeat of the same decision returns
     ``fresh=False`` and must not be acted on. ``emergency`` (a manual trigger) retrains now
     with the policy's emergency action on the newest data, whatever the monitors said; it
     is still claimed once per monitored window. The claim becomes final with
-    :meth:`DecisionLedger.mark_done` once the model is registered.
+    :meth:`DecisionLedger.mark_done` once the model is registered. With ``upstream_workdir``,
+    drift found upstream in a feature view this model reads (:mod:`components.upstream`) is
+    listed among the reasons, and acknowledged once a retrain is claimed.
 
     >>> import tempfile
     >>> from components.monitor.results import MonitorReport
@@ -322,9 +325,18 @@ def decide_once(policy: Policy, report: Any, ledger: DecisionLedger, emergency: 
         decision = Decision.from_dict(report.decision)
     else:
         decision = decide(policy, report.monitors, report.model_version, report.window)
+    if upstream_workdir is not None:
+        from components.upstream import acknowledge_upstream, upstream_reasons
+
+        upstream = upstream_reasons(policy.model, upstream_workdir)
+        if upstream:
+            decision = replace(decision, reasons=(*decision.reasons, *upstream))
     if decision.action != "retrain":
         return decision, True
-    return decision, ledger.claim(decision)
+    fresh = ledger.claim(decision)
+    if fresh and upstream_workdir is not None:
+        acknowledge_upstream(policy.model, upstream_workdir)
+    return decision, fresh
 
 
 def decision_markdown(decision: Decision, fresh: bool) -> str:

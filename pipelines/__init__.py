@@ -1,10 +1,10 @@
-"""KFP v2 pipelines: train, monitor, rollout and monitor_and_retrain; compile, submit, run locally.
+"""KFP v2 pipelines: train, monitor, rollout, monitor_and_retrain and materialize_and_check; compile, submit, run locally.
 
 Each pipeline module has ``build(target)`` returning the pipeline for ``"cluster"`` (secrets,
 limits, retries) or ``"local"`` (plain, for ``kfp.local``). :data:`PIPELINES` names them.
 
 >>> sorted(PIPELINES)
-['monitor', 'monitor_and_retrain', 'rollout', 'train']
+['materialize_and_check', 'monitor', 'monitor_and_retrain', 'rollout', 'train']
 """
 
 import components  # noqa: F401  (the library's process-wide guards: single-threaded pyarrow)
@@ -14,4 +14,5 @@ PIPELINES: dict[str, str] = {
     "monitor": "pipelines.monitor",
     "rollout": "pipelines.rollout",
     "monitor_and_retrain": "pipelines.monitor_and_retrain",
+    "materialize_and_check": "pipelines.materialize_and_check",
 }

@@ -53,8 +53,19 @@ class LocalRun:
 
 
 def local_arguments(pipeline: str, policy_yaml: str, workdir: Path, source: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The pipeline arguments of a local run: policy, work directory, data source, overrides."""
-    args: dict[str, Any] = {"policy": policy_yaml, "workdir": str(Path(workdir).resolve())}
+    """The pipeline arguments of a local run: policy, work directory, data source, overrides.
+
+    Only the parameters the pipeline declares are passed (``materialize_and_check`` checks a
+    feature view and takes no policy).
+    """
+    import importlib
+
+    from pipelines import PIPELINES
+
+    declared = set(importlib.import_module(PIPELINES[pipeline]).build("local").component_spec.inputs or {}) if pipeline in PIPELINES else None
+    args: dict[str, Any] = {"workdir": str(Path(workdir).resolve())}
+    if declared is None or "policy" in declared:
+        args["policy"] = policy_yaml
     if source:
         args["source"] = source
     args.update(params)

@@ -61,7 +61,8 @@ def decide(policy: str, report: Input[Artifact], window_end: str, workdir: str, 
     from components.notify import notify
 
     settings, pol = runtime.settings_for(workdir), runtime.resolve_policy(policy)
-    d, fresh = decide_once(pol, MonitorReport.from_json(runtime.read_text(report.path)), open_ledger(settings), emergency)
+    d, fresh = decide_once(pol, MonitorReport.from_json(runtime.read_text(report.path)), open_ledger(settings), emergency,
+                           upstream_workdir=settings.workdir)
     runtime.write_text(decision_md.path, decision_markdown(d, fresh))
     action = d.action if fresh else "none"
     push_decision(settings, pol.model, action)

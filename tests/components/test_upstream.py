@@ -58,3 +58,24 @@ def test_no_reader_writes_nothing(tmp_path: Path) -> None:
     event = record_upstream_event("credit_features", ["income"], {}, {"start": "s", "end": "e"}, settings)
     assert event["models"] == [] and not (settings.workdir / "upstream.db").exists()
     assert upstream_reasons("credit", settings) == []
+
+
+def test_the_next_decision_names_upstream_drift_and_acknowledges_it_once_acted_on(tmp_path) -> None:
+    """Fan-out reaches the decision: the reason shows, and a claimed retrain clears the inbox."""
+    from components.decision import DecisionLedger, decide_once
+    from components.monitor.results import MonitorReport
+    from components.policy import resolve_policy
+    from components.settings import Settings
+    from components.upstream import record_upstream_event, upstream_reasons
+
+    settings = Settings(workdir=tmp_path / "work")
+    record_upstream_event("churn_features", ["monthly_charges"], {"churn": ["monthly_charges", "contract"]},
+                          {"start": "2025-07-01", "end": "2025-08-01"}, settings)
+    ledger = DecisionLedger(tmp_path / "decisions.db")
+    report = MonitorReport("churn", "3", {"start": "2025-07-01", "end": "2025-08-01"}, [], {}, "now")
+    quiet, _ = decide_once(resolve_policy("churn"), report, ledger, upstream_workdir=settings.workdir)
+    assert "upstream feature drift in churn_features: monthly_charges" in quiet.reasons
+    assert upstream_reasons("churn", settings), "a decision that does not retrain leaves the event pending"
+    acted, fresh = decide_once(resolve_policy("churn"), report, ledger, emergency=True, upstream_workdir=settings.workdir)
+    assert fresh and any(r.startswith("upstream feature drift") for r in acted.reasons)
+    assert upstream_reasons("churn", settings) == [], "a claimed retrain acknowledges the event"
