@@ -33,6 +33,10 @@ from prometheus_client import CollectorRegistry, Gauge
 from components.features.views_monitor import ViewReport
 
 JOB = "driftloop_feature_views"
+# Every metric export_view_metrics sets (alert rules and dashboards are tested against it).
+EXPORTED = ("driftloop_feature_view_check_passed", "driftloop_feature_view_blocked", "driftloop_feature_view_rows",
+            "driftloop_feature_view_drifted_features", "driftloop_feature_view_affected_models", "driftloop_feature_view_staleness_hours",
+            "driftloop_feature_view_drift_p_value", "driftloop_feature_view_quality_value", "driftloop_feature_view_quality_passed")
 
 
 def export_view_metrics(report: ViewReport, registry: CollectorRegistry) -> CollectorRegistry:

@@ -80,10 +80,11 @@ def test_every_metric_the_alert_rules_name_is_exported() -> None:
     """Issue 12, defect 7: the alerts named metrics nothing exported, so they could never fire."""
     import re
 
+    from components.features.view_metrics import EXPORTED as VIEW_EXPORTED
     from components.metrics_push import EXPORTED
     from serving.metrics import ERRORS, LATENCY, PREDICTION, REQUESTS
 
     named = {m for g in _groups() for r in g["rules"] for m in re.findall(r"\b(driftloop_[a-z_]+)", r["expr"])}
-    scraped = {REQUESTS, ERRORS, PREDICTION, *(f"{LATENCY}_{s}" for s in ("bucket", "sum", "count"))}
+    scraped = {REQUESTS, ERRORS, PREDICTION, *(f"{LATENCY}_{s}" for s in ("bucket", "sum", "count")), *VIEW_EXPORTED}
     assert {"driftloop_monitor_fired", "driftloop_canary_rollbacks_total", "driftloop_canary_traffic_percent"} <= named
     assert not named - set(EXPORTED) - scraped, f"alert rules name metrics nothing exports: {sorted(named - set(EXPORTED) - scraped)}"

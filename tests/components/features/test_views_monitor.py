@@ -82,3 +82,15 @@ def test_stale_batch_fails_freshness() -> None:
     report = check_batch(_window(data, *BATCH), profile, CHECK, "2025-01-01", "2025-02-15")
     fresh = next(q for q in report.quality if q.check == "freshness")
     assert not fresh.passed and fresh.value == pytest.approx(45 * 24)
+
+
+def test_exported_names_are_the_metrics_set() -> None:
+    """The alert rules are checked against view_metrics.EXPORTED: it must list exactly what is set."""
+    from prometheus_client import CollectorRegistry
+
+    from components.features.view_metrics import EXPORTED, export_view_metrics
+    from components.features.views_monitor import QualityResult, ViewReport
+
+    report = ViewReport("v", {"start": "a", "end": "b"}, 10, [], [QualityResult("freshness", None, 1.0, "<= 48", True)], "pass", models=[])
+    registry = export_view_metrics(report, CollectorRegistry())
+    assert {m.name for m in registry.collect()} == set(EXPORTED)
