@@ -10,7 +10,7 @@ the Python file MLflow logs with the model is never executed here.
 >>> _ = (folder / "MLmodel").write_text("flavors: {}")
 >>> digests = artifact_digests(folder)
 >>> list(digests), digests["MLmodel"][:12]
-(['MLmodel'], 'c0e5b8e1c33b')
+(['MLmodel'], '84c4260ca2ef')
 >>> verify_digests(folder, digests, "churn version 3")
 >>> _ = (folder / "MLmodel").write_text("flavors: {x: 1}")
 >>> verify_digests(folder, digests, "churn version 3")
