@@ -16,7 +16,7 @@ the Python file MLflow logs with the model is never executed here.
 >>> verify_digests(folder, digests, "churn version 3")
 Traceback (most recent call last):
 ...
-components.errors.DataError: churn version 3: MLmodel does not match the SHA-256 recorded at registration; refusing to load it
+components.errors.DataError: churn version 3: MLmodel does not match the SHA-256 recorded at registration; refusing to load it (fix: ...)
 """
 
 from __future__ import annotations
