@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     from components.policy import load_policy
 
     policy = load_policy(args.policy)
-    model = FeastTransformer(args.model_name or policy.model, policy, max_batch=args.max_batch)
+    model = FeastTransformer(args.model_name or policy.model, policy)
+    model.max_batch = args.max_batch
     model.load()
     quiet_request_logs()
     serve_models([model], http_port=args.http_port, host=args.host, max_body_bytes=args.max_body_bytes,
