@@ -6,7 +6,12 @@ single-row requests at concurrency 1, 8 and 32 (asyncio + httpx) and reports p50
 latency and throughput. Ratios: driftloop/mlflow, with-log/without-log (goal: logging adds
 < 10% to p50), transformer/bare predictor. ``--full`` sends more requests per level.
 
-    .venv/bin/python benchmarks/bench_serving.py [--full] [--no-transformer]
+It also compares model loading before and after issue 16, side by side, in process: the
+old format (joblib pickle + logged Python code, ``mlflow.pyfunc.load_model``) against the
+safe one (skops with the type allow-list, SHA-256 of every file checked first): load time
+and single-row predict p50. ``--load-only`` runs just that comparison.
+
+    .venv/bin/python benchmarks/bench_serving.py [--full] [--no-transformer] [--load-only]
 """
 
 from __future__ import annotations
@@ -41,14 +46,82 @@ def build_model(tmp: Path, rows: int) -> tuple[str, object]:
     policy = load_policy("churn").model_copy(update={"trainer": load_policy("churn").trainer.model_copy(update={"kind": "sklearn_logreg"})})
     data = generate("churn", rows=rows, seed=1)
     model = train_model(policy, data)
+    import json
+
+    from components.registry.artifacts import DIGEST_TAG, artifact_digests
+
     path = model.save_pyfunc(tmp / "model", data)
     uri = f"sqlite:///{tmp}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    exp = mlflow.MlflowClient(uri).create_experiment("bench", artifact_location=(tmp / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=exp) as run:
-        mlflow.log_artifacts(str(path), "model")
-    mlflow.register_model(f"runs:/{run.info.run_id}/model", "churn")
+    client = mlflow.MlflowClient(uri)
+    exp = client.create_experiment("bench", artifact_location=(tmp / "artifacts").as_uri())
+    run = client.create_run(exp)
+    client.log_artifacts(run.info.run_id, str(path), "model")
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model("churn")
+    # the digests the registry records at registration: the predictor checks them before it loads
+    client.create_model_version("churn", f"{run.info.artifact_uri}/model", run.info.run_id, tags={DIGEST_TAG: json.dumps(artifact_digests(path))})
     return uri, (policy, data)
+
+
+_LEGACY_CODE = """
+import joblib, mlflow.models, numpy as np, pandas as pd
+from mlflow.pyfunc import PythonModel
+from components.training.pyfunc import prepare_frame
+
+class Legacy(PythonModel):
+    def load_context(self, context):
+        self.pipeline = joblib.load(context.artifacts["pipeline"])
+        c = context.model_config
+        self.f, self.c = c["features"], c["categorical_features"]
+
+    def predict(self, context, model_input, params=None):
+        return np.asarray(self.pipeline.predict_proba(prepare_frame(pd.DataFrame(model_input), self.f, self.c))[:, 1], dtype=float)
+
+mlflow.models.set_model(Legacy())
+"""
+
+
+def load_before_after(tmp: Path, policy: object, data: object, rows: list[dict], n: int) -> dict[str, dict[str, float]]:
+    """Load time (median of 5) and in-process single-row predict p50: joblib + code vs skops + digests."""
+    import joblib
+    import mlflow
+    import pandas as pd
+
+    from components.registry.artifacts import artifact_digests, load_verified
+    from components.training.trainers import train_model
+
+    model = train_model(policy, data)  # type: ignore[arg-type]
+    safe_dir = model.save_pyfunc(tmp / "safe-model", data)  # type: ignore[arg-type]
+    digests = artifact_digests(safe_dir)
+    joblib.dump(model.pipeline, tmp / "pipeline.joblib")
+    (tmp / "legacy_code.py").write_text(_LEGACY_CODE)
+    mlflow.pyfunc.save_model(path=str(tmp / "legacy-model"), python_model=str(tmp / "legacy_code.py"), artifacts={"pipeline": str(tmp / "pipeline.joblib")},
+                             model_config={"features": model.features, "categorical_features": model.categorical}, pip_requirements=[])
+    loaders = {"before (joblib + code)": lambda: mlflow.pyfunc.load_model(str(tmp / "legacy-model")),
+               "after (skops + sha256)": lambda: load_verified(safe_dir, digests, "bench")}
+    frames = [pd.DataFrame([r]) for r in rows]
+    out: dict[str, dict[str, float]] = {}
+    for name, loader in loaders.items():
+        times, loaded = [], None
+        for _ in range(5):
+            t = time.perf_counter()
+            loaded = loader()
+            times.append(time.perf_counter() - t)
+        for f in frames[:20]:  # warm up
+            loaded.predict(f)
+        lat = []
+        for i in range(n):
+            t = time.perf_counter()
+            loaded.predict(frames[i % len(frames)])
+            lat.append(time.perf_counter() - t)
+        out[name] = {"load_ms": statistics.median(times) * 1000, "p50_ms": statistics.median(lat) * 1000}
+    return out
+
+
+def print_before_after(result: dict[str, dict[str, float]]) -> None:
+    print(f"{'model format':<26}{'load ms':>9}{'predict p50 ms':>16}")
+    for name, r in result.items():
+        print(f"{name:<26}{r['load_ms']:>9.1f}{r['p50_ms']:>16.3f}")
 
 
 async def load(url: str, make_body: Callable[[int], dict], concurrency: int, n: int) -> dict[str, float]:
@@ -100,6 +173,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="more requests per level")
     ap.add_argument("--no-transformer", action="store_true", help="skip the Feast transformer (saves ~30 s)")
+    ap.add_argument("--load-only", action="store_true", help="only the model-format comparison (load time, predict p50), no servers")
     args = ap.parse_args()
     per_level = {1: 1500, 8: 3000, 32: 3000} if args.full else {1: 200, 8: 400, 32: 400}
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
@@ -107,6 +181,9 @@ def main() -> None:
     uri, (policy, data) = build_model(tmp, rows=24 * 100)
     rows = data[policy.all_features].head(500).to_dict("records")
     rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in rows]
+    print_before_after(load_before_after(tmp, policy, data, rows, 1000 if args.full else 300))
+    if args.load_only:
+        return
     env_py = [sys.executable, "-m", "serving.predictor", "--model-name", "churn", "--model-uri", "models:/churn/1", "--tracking-uri", uri]
     procs: dict[str, ManagedProcess] = {}
     ports = {name: free_port() for name in ("driftloop", "driftloop+log", "mlflow", "transformer")}

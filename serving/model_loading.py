@@ -1,7 +1,10 @@
-"""Loading the model a predictor serves: resolve a registry URI to a version once, load its pyfunc, warm it up.
+"""Loading the model a predictor serves: resolve a registry URI to a version once, load it, warm it up.
 
 The version comes from :meth:`components.registry.ModelRegistry.resolve` (the one version
-resolver), so an alias moved later does not change a running server. The request schema
+resolver), so an alias moved later does not change a running server. The model loads
+through :meth:`components.registry.ModelRegistry.load`: every file checked against the
+SHA-256 digests recorded at registration, skops/.keras files read by the safe loaders,
+no pickle and no Python file from the registry executed. The request schema
 comes from the model's own config (driftloop models) or its MLflow signature.
 
 >>> class Pyfunc:
@@ -22,15 +25,19 @@ from components.model_uri import parse_model_uri
 from serving.schema import FeatureSchema
 
 
-def resolve_version(uri: str, tracking_uri: str | None = None) -> str:
-    """The registry version a ``models:/`` URI points at now (ConfigError if none, ServiceUnavailable if MLflow is down)."""
+def _registry(tracking_uri: str | None) -> Any:
     from components.registry import ModelRegistry
     from components.settings import Settings
 
     settings = Settings.from_env()
     if tracking_uri:
         settings = replace(settings, mlflow_tracking_uri=tracking_uri)
-    return str(ModelRegistry(settings).resolve(parse_model_uri(uri).name, uri).version)
+    return ModelRegistry(settings)
+
+
+def resolve_version(uri: str, tracking_uri: str | None = None) -> str:
+    """The registry version a ``models:/`` URI points at now (ConfigError if none, ServiceUnavailable if MLflow is down)."""
+    return str(_registry(tracking_uri).resolve(parse_model_uri(uri).name, uri).version)
 
 
 def schema_of(pyfunc_model: Any) -> FeatureSchema:
@@ -54,14 +61,11 @@ class LoadedModel:
 
 
 def load_model(uri: str, tracking_uri: str | None = None) -> LoadedModel:
-    """Resolve ``uri`` to a version, load its pyfunc and predict once on its input example."""
-    import mlflow
-
-    version = resolve_version(uri, tracking_uri)
+    """Resolve ``uri`` to a version, load it digest-checked (DataError on a mismatch) and predict once on its input example."""
+    registry = _registry(tracking_uri)
     name = parse_model_uri(uri).name
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    version = str(registry.resolve(name, uri).version)
+    model = registry.load(name, version)
     if os.environ.get("OMP_NUM_THREADS") == "1":
         from threadpoolctl import threadpool_limits
 

@@ -31,7 +31,15 @@ from typing import Any
 from components.model_uri import parse_model_uri
 from serving.model_loading import resolve_version, schema_of
 from serving.schema import FeatureSchema
-from serving.server import KServeModel, one_blas_thread, quiet_request_logs
+from serving.server import (
+    DEFAULT_MAX_BATCH,
+    KServeModel,
+    add_server_arguments,
+    check_batch,
+    one_blas_thread,
+    quiet_request_logs,
+    serve_models,
+)
 
 __all__ = ["MlflowPredictor", "build_parser", "main", "parse_model_uri", "quiet_request_logs", "resolve_version", "schema_of"]
 
@@ -50,6 +58,7 @@ class MlflowPredictor(KServeModel):  # type: ignore[misc,valid-type]
         inject_latency_ms: float = 0.0,
         inject_error_rate: float = 0.0,
         seed: int = 0,
+        max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         super().__init__(name, return_response_headers=True)
         self.model_uri = model_uri
@@ -59,6 +68,7 @@ class MlflowPredictor(KServeModel):  # type: ignore[misc,valid-type]
         self.inject_latency_ms = inject_latency_ms
         self.inject_error_rate = inject_error_rate
         self._rng = random.Random(seed)
+        self.max_batch = max_batch
         self.version = ""
         self._model: Any = None
         self._logger: Any = None
@@ -91,8 +101,11 @@ class MlflowPredictor(KServeModel):  # type: ignore[misc,valid-type]
         if isinstance(payload, dict):
             if "instances" not in payload:
                 raise ValueError("body must be {\"instances\": [{feature: value, ...}, ...]}")
+            if isinstance(payload["instances"], list):
+                check_batch(len(payload["instances"]), self.max_batch)
             rows = self.schema.validate(payload["instances"])
             return rows, [dict(i) for i in payload["instances"]], False
+        check_batch(max((int(inp.shape[0]) if inp.shape else 0 for inp in payload.inputs), default=0), self.max_batch)
         columns = {inp.name: list(inp.data) for inp in payload.inputs}
         rows = self.schema.validate_columns(columns)
         extra = [k for k in columns if k not in self.schema.names]
@@ -152,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inject-error-rate", type=float, default=0.0, help="TEST HOOK: fail this share of requests with HTTP 500")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--access-log", action="store_true", help="log every request (uvicorn access log)")
+    add_server_arguments(p)
     return p
 
 
@@ -160,8 +174,6 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported; keep our flags away from it
     one_blas_thread()  # before scikit-learn loads libgomp; load() limits the loaded libraries again
-    import kserve
-
     from components.settings import Settings
 
     schema = None
@@ -172,12 +184,11 @@ def main(argv: list[str] | None = None) -> None:
     model = MlflowPredictor(
         args.model_name, args.model_uri, tracking_uri=args.tracking_uri or Settings.from_env().mlflow_tracking_uri,
         log_dir=args.log_dir, schema=schema, inject_latency_ms=args.inject_latency_ms,
-        inject_error_rate=args.inject_error_rate, seed=args.seed,
+        inject_error_rate=args.inject_error_rate, seed=args.seed, max_batch=args.max_batch,
     )
     model.load()
-    server = kserve.ModelServer(http_port=args.http_port, enable_grpc=False, enable_latency_logging=False)
     quiet_request_logs(args.access_log)
-    server.start([model])
+    serve_models([model], http_port=args.http_port, host=args.host, max_body_bytes=args.max_body_bytes)
 
 
 if __name__ == "__main__":

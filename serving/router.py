@@ -9,7 +9,9 @@ request in flight keeps the backend it was given and no request fails during a s
 connection error to the chosen server is retried once on the other (as Knative's activator
 would). Every response carries ``x-served-by: champion|challenger``.
 
-``python -m serving.router --port 9000 --champion http://127.0.0.1:8081`` runs it.
+``python -m serving.router --port 9000 --champion http://127.0.0.1:8081`` runs it. Bodies over
+``--max-body-bytes`` and batches over ``--max-batch`` get 413 before anything is forwarded;
+it listens on 127.0.0.1 unless ``--host`` says otherwise.
 
 >>> routes_to_challenger("req-42", 0), routes_to_challenger("req-42", 100)
 (False, True)
@@ -46,9 +48,44 @@ class Split:
     percent: int = 0
 
 
-def create_app(champion: str, challenger: str | None = None, percent: int = 0, timeout: float = 30.0) -> Any:
-    """The router as a Starlette ASGI app."""
+def batch_size(body: bytes) -> int:
+    """Instances in a v1 (``instances``) or v2 (``inputs[].shape[0]``) JSON body; 0 when it is neither.
+
+    >>> batch_size(b'{"instances": [{}, {}]}'), batch_size(b'{"inputs": [{"shape": [3]}]}'), batch_size(b"nope")
+    (2, 3, 0)
+    """
+    import json
+
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return 0
+    if not isinstance(payload, dict):
+        return 0
+    if isinstance(payload.get("instances"), list):
+        return len(payload["instances"])
+    inputs = payload.get("inputs")
+    if isinstance(inputs, list):
+        return max((int(i["shape"][0]) for i in inputs if isinstance(i, dict) and isinstance(i.get("shape"), list) and i["shape"]), default=0)
+    return 0
+
+
+def create_app(champion: str, challenger: str | None = None, percent: int = 0, timeout: float = 30.0,
+               max_body_bytes: int | None = None, max_batch: int | None = None) -> Any:
+    """The router as a Starlette ASGI app (defaults: :mod:`serving.server`'s limits)."""
     import httpx
+
+    from serving.server import (
+        DEFAULT_MAX_BATCH,
+        DEFAULT_MAX_BODY_BYTES,
+        BodyLimit,
+        RequestTooLarge,
+        check_batch,
+        too_large_response,
+    )
+
+    max_body_bytes = max_body_bytes or DEFAULT_MAX_BODY_BYTES
+    max_batch = max_batch or DEFAULT_MAX_BATCH
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -67,6 +104,10 @@ def create_app(champion: str, challenger: str | None = None, percent: int = 0, t
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         arm = "challenger" if split.challenger and routes_to_challenger(request_id, split.percent) else "champion"
         body = await request.body()
+        try:
+            check_batch(batch_size(body), max_batch)
+        except RequestTooLarge as exc:
+            return too_large_response(str(exc))
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["x-request-id"] = request_id
         order = [arm] + (["champion" if arm == "challenger" else "challenger"] if split.challenger else [])
@@ -118,7 +159,9 @@ def create_app(champion: str, challenger: str | None = None, percent: int = 0, t
         yield
         await client.aclose()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    from starlette.middleware import Middleware
+
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BodyLimit, max_bytes=max_body_bytes)])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,9 +173,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--champion", required=True, help="base URL of the champion model server")
     p.add_argument("--challenger", default=None, help="base URL of the challenger model server")
     p.add_argument("--percent", type=int, default=0, help="canaryTrafficPercent: share of requests for the challenger")
+    from serving.server import add_server_arguments
+
+    add_server_arguments(p)
     args = p.parse_args(argv)
-    app = create_app(args.champion, args.challenger, args.percent)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    app = create_app(args.champion, args.challenger, args.percent, max_body_bytes=args.max_body_bytes, max_batch=args.max_batch)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,14 @@ import math
 import sys
 from typing import Any
 
-from serving.server import KServeModel, quiet_request_logs
+from serving.server import (
+    DEFAULT_MAX_BATCH,
+    KServeModel,
+    add_server_arguments,
+    check_batch,
+    quiet_request_logs,
+    serve_models,
+)
 
 
 def entity_ids(instances: Any, entity: str) -> list[int]:
@@ -46,9 +53,10 @@ def _plain(value: Any) -> Any:
 class FeastTransformer(KServeModel):  # type: ignore[misc,valid-type]
     """Look entity features up in Feast's online store and forward them to the predictor."""
 
-    def __init__(self, name: str, policy: Any, settings: Any = None) -> None:
+    def __init__(self, name: str, policy: Any, settings: Any = None, max_batch: int = DEFAULT_MAX_BATCH) -> None:
         super().__init__(name)
         self.policy = policy
+        self.max_batch = max_batch
         self.settings = settings
         self._store: Any = None
 
@@ -70,6 +78,9 @@ class FeastTransformer(KServeModel):  # type: ignore[misc,valid-type]
         from components.features import online_features
 
         policy = self.policy
+        instances = payload.get("instances") if isinstance(payload, dict) else None
+        if isinstance(instances, list):
+            check_batch(len(instances), self.max_batch)
         try:
             ids = entity_ids(payload.get("instances") if isinstance(payload, dict) else None, policy.entity)
         except ValueError as exc:
@@ -96,20 +107,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--predictor-host", "--predictor_host", dest="predictor_host", required=True, help="host[:port] of the predictor")
     p.add_argument("--http-port", "--http_port", dest="http_port", type=int, default=8080)
     p.add_argument("--model-name", "--model_name", dest="model_name", default=None, help="default: the policy's model")
+    add_server_arguments(p)
     args = p.parse_args(argv)
     sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported
-    import kserve
     from kserve.predictor_config import PredictorConfig
 
     from components.policy import load_policy
 
     policy = load_policy(args.policy)
     model = FeastTransformer(args.model_name or policy.model, policy)
+    model.max_batch = args.max_batch
     model.load()
-    server = kserve.ModelServer(http_port=args.http_port, enable_grpc=False, enable_latency_logging=False,
-                                predictor_config=PredictorConfig(args.predictor_host, "v1"))
     quiet_request_logs()
-    server.start([model])
+    serve_models([model], http_port=args.http_port, host=args.host, max_body_bytes=args.max_body_bytes,
+                 predictor_config=PredictorConfig(args.predictor_host, "v1"))
 
 
 if __name__ == "__main__":

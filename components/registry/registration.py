@@ -3,7 +3,8 @@
 The idempotency key (model + window + strategy + cohort + decision id) is a version tag,
 searched before registering, under a file lock on a local SQLite store; two registrations
 racing on a server both settle on the lowest version (the loser deletes its own). If
-logging fails the run is marked FAILED and no version exists.
+logging fails the run is marked FAILED and no version exists. The SHA-256 of every model
+file is a version tag (:data:`~components.registry.artifacts.DIGEST_TAG`), checked before load.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 from components.errors import DriftloopError
 from components.jsonsafe import json_safe
 from components.policy import Policy
+from components.registry.artifacts import DIGEST_TAG, artifact_digests
 from components.registry.store import (
     BASELINE_FILE,
     KEY_TAG,
@@ -74,19 +76,20 @@ class Registration(MlflowStore):
             experiment_id = self._experiment(name)
             self._ensure_registered_model(name, policy)
             sample = reference_sample if reference_sample is not None else build_reference_sample(policy, model, training.holdout, seed=policy.trainer.seed)
-            run_id, source = self._log_run(experiment_id, policy, model, training, verdict, decision_id, feature_service or policy.feature_service, key, sample, profile(policy, training.train))
+            run_id, source, digests = self._log_run(experiment_id, policy, model, training, verdict, decision_id, feature_service or policy.feature_service, key, sample, profile(policy, training.train))
             try:
                 with self._service():
                     version = client.create_model_version(
                         name, source=source, run_id=run_id,
-                        tags={KEY_TAG: key, "driftloop.strategy": training.strategy, "driftloop.window": training.window, "driftloop.decision_id": decision_id or "", "driftloop.gate_passed": str(bool(verdict.passed)).lower()},
+                        tags={KEY_TAG: key, "driftloop.strategy": training.strategy, "driftloop.window": training.window, "driftloop.decision_id": decision_id or "", "driftloop.gate_passed": str(bool(verdict.passed)).lower(),
+                              DIGEST_TAG: json.dumps(digests, sort_keys=True, separators=(",", ":"))},
                     )
             except Exception:
                 client.set_terminated(run_id, status="FAILED")
                 raise
             return self._settle(name, key, int(version.version))
 
-    def _log_run(self, experiment_id: str, policy: Policy, model: Any, training: Any, verdict: Any, decision_id: str | None, feature_service: str | None, key: str, sample: pd.DataFrame, prof: dict[str, Any]) -> tuple[str, str]:
+    def _log_run(self, experiment_id: str, policy: Policy, model: Any, training: Any, verdict: Any, decision_id: str | None, feature_service: str | None, key: str, sample: pd.DataFrame, prof: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
         client = self._client()
         params = {
             "strategy": training.strategy, "window_start": training.window_start.isoformat(), "window_end": training.window_end.isoformat(),
@@ -118,6 +121,7 @@ class Registration(MlflowStore):
                     sample.to_parquet(folder / REFERENCE_FILE, index=False)
                     client.log_artifacts(run_id, str(folder), artifact_path="driftloop")
                     model.save_pyfunc(Path(tmp) / "model", training.train)
+                    digests = artifact_digests(Path(tmp) / "model")  # checked before every load
                     client.log_artifacts(run_id, str(Path(tmp) / "model"), artifact_path="model")
                 client.set_terminated(run_id, status="FINISHED")
         except Exception as exc:
@@ -127,7 +131,7 @@ class Registration(MlflowStore):
             if isinstance(exc, DriftloopError):
                 raise
             raise DriftloopError(f"logging the model run to MLflow at {self.uri} failed ({exc.__class__.__name__}: {exc}); no version was registered", fix="check the artifact store is writable and retry") from exc
-        return run_id, f"{run.info.artifact_uri}/model"
+        return run_id, f"{run.info.artifact_uri}/model", digests
 
     def _settle(self, model: str, key: str, mine: int) -> ModelVersionInfo:
         """After a race, keep the lowest version with ``key``; delete ours if it lost."""

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components.errors import DataError, DriftloopError, ServiceUnavailable
+from components.errors import ConfigError, DataError, DriftloopError, ServiceUnavailable
 from components.policy import Policy
 from components.settings import Settings
 
@@ -135,6 +136,13 @@ class MlflowStore:
             raise
         except Exception as exc:
             text = f"{exc.__class__.__name__}: {exc}"
+            if "PERMISSION_DENIED" in text or "error code 403" in text:
+                user = os.environ.get("MLFLOW_TRACKING_USERNAME") or "anonymous"
+                raise ConfigError(f"MLflow at {self.uri} refused user {user!r}: permission denied ({text[:200]})",
+                                  fix="this user may only read; run writes (register, aliases) with the writer's MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD") from None
+            if "UNAUTHENTICATED" in text or "error code 401" in text:
+                raise ConfigError(f"MLflow at {self.uri} requires credentials and refused the ones given",
+                                  fix="set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (the registry's reader or writer)") from None
             if any(s in text for s in ("ConnectionError", "Max retries", "Connection refused", "OperationalError", "could not connect", "API request to")):
                 raise ServiceUnavailable(f"MLflow at {self.uri} is unavailable ({text[:300]})", fix=_FIX) from None
             raise
@@ -219,3 +227,70 @@ def _not_found(exc: Exception) -> bool:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+# -- the registry's authentication (MLflow's basic-auth app) ---------------------------------
+
+AUTH_DATABASE_ENV = "DRIFTLOOP_MLFLOW_AUTH_DATABASE_URI"
+REGISTRY_USER_ENVS = {  # account -> (username variable, password variable) the bootstrap reads
+    "reader": ("DRIFTLOOP_MLFLOW_READER_USERNAME", "DRIFTLOOP_MLFLOW_READER_PASSWORD"),
+    "writer": ("DRIFTLOOP_MLFLOW_WRITER_USERNAME", "DRIFTLOOP_MLFLOW_WRITER_PASSWORD"),
+}
+
+
+def write_auth_config(path: str | Path, database_uri: str) -> Path:
+    """Write the ini of MLflow's basic-auth app: users in ``database_uri``, every signed-in user may READ.
+
+    Anonymous requests are refused (401). A user that creates an experiment or a registered
+    model manages it, so the writer (pipeline steps) owns what it registers and the reader
+    (predictors) can read all of it but change nothing. The admin comes from
+    ``MLFLOW_AUTH_ADMIN_USERNAME``/``MLFLOW_AUTH_ADMIN_PASSWORD`` when the server starts.
+
+    >>> import tempfile
+    >>> text = write_auth_config(Path(tempfile.mkdtemp()) / "auth.ini", "sqlite:////tmp/auth.db").read_text()
+    >>> "default_permission = READ" in text, "database_uri = sqlite:////tmp/auth.db" in text
+    (True, True)
+    """
+    import configparser
+
+    config = configparser.ConfigParser(interpolation=None)
+    config["mlflow"] = {"default_permission": "READ", "database_uri": database_uri,
+                        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth"}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        config.write(handle)
+    return path
+
+
+def ensure_registry_users(database_uri: str, users: dict[str, str]) -> list[str]:
+    """Create the auth store's tables and each ``username -> password`` that is missing; returns the created names.
+
+    An existing user's password is set again, so rotating a secret and restarting applies it.
+    Needs MLflow's ``auth`` extra (Flask-WTF).
+    """
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore()
+    store.init_db(database_uri)
+    created = []
+    for username, password in users.items():
+        if not username or len(password or "") < 12:  # MLflow's own minimum
+            raise ConfigError(f"registry user {username!r}: empty name or a password shorter than 12 characters",
+                              fix="set every DRIFTLOOP_MLFLOW_*_USERNAME/_PASSWORD secret key (passwords of 12+ characters)")
+        if store.has_user(username):
+            store.update_user(username, password=password)
+        else:
+            store.create_user(username, password)
+            created.append(username)
+    return created
+
+
+def bootstrap_registry_auth(env: dict[str, str] | None = None) -> list[str]:
+    """The MLflow pod's init step: write ``$MLFLOW_AUTH_CONFIG_PATH`` and create the reader and writer from the environment."""
+    env = dict(os.environ) if env is None else env
+    missing = [name for name in ("MLFLOW_AUTH_CONFIG_PATH", AUTH_DATABASE_ENV, *(v for pair in REGISTRY_USER_ENVS.values() for v in pair)) if not env.get(name)]
+    if missing:
+        raise ConfigError(f"registry auth bootstrap: {missing} not set", fix="mount the driftloop-mlflow secret keys into the MLflow pod (manifests/base/mlflow.yaml)")
+    write_auth_config(env["MLFLOW_AUTH_CONFIG_PATH"], env[AUTH_DATABASE_ENV])
+    return ensure_registry_users(env[AUTH_DATABASE_ENV], {env[u]: env[p] for u, p in REGISTRY_USER_ENVS.values()})

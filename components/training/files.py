@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from components.training.evaluate import Verdict
 
 WEIGHT_COLUMN = "_driftloop_weight"  # cohort up-weighting travels with the training rows
+_MODEL_META = "trained_model.json"
 
 
 def write_training_rows(rows: pd.DataFrame, weights: np.ndarray | None, path: str | Path) -> None:
@@ -57,18 +58,56 @@ def read_training_data(train_path: str | Path, holdout_path: str | Path, time_ra
 
 
 def save_model(model: Any, path: str | Path) -> None:
-    """Pickle a fitted :class:`~components.training.trainers.TrainedModel` (a KFP Model artifact)."""
-    import joblib
+    """Write a fitted :class:`~components.training.trainers.TrainedModel` as a folder of files that cannot run code on load.
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, path)
+    ``path`` (a KFP Model artifact) becomes a folder: ``trained_model.json`` (kind, columns,
+    seed, params, fit time, rows), the scikit-learn object in skops format and, for Keras,
+    the network as a native ``.keras`` file. No pickle: a step that reads an artifact
+    another step wrote cannot be made to run code by whoever can write the artifact store.
+    """
+    import json
+
+    import skops.io
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"kind": model.kind, "features": model.features, "categorical": model.categorical, "seed": model.seed,
+            "params": model.params, "fit_seconds": model.fit_seconds, "rows": model.rows}
+    (folder / _MODEL_META).write_text(json.dumps(meta, indent=2))
+    if model.kind == "keras_mlp":
+        skops.io.dump(model.preprocessor, folder / "preprocessor.skops")
+        model.network.save(folder / "network.keras")
+    else:
+        skops.io.dump(model.pipeline, folder / "pipeline.skops")
 
 
 def load_model(path: str | Path) -> Any:
-    """Read a model written by :func:`save_model` (only files this project wrote: joblib runs code)."""
-    import joblib
+    """Read a model written by :func:`save_model` with the safe loaders (skops allow-list, ``.keras`` in safe mode).
 
-    return joblib.load(path)
+    An unknown type or a missing file is a DataError naming the artifact.
+    """
+    import json
+
+    from components.errors import DataError
+    from components.training.pyfunc import UntrustedArtifactError, load_keras, load_sklearn
+    from components.training.trainers import TrainedModel
+
+    folder = Path(path)
+    fix = "re-run the train step (it writes trained_model.json with skops/.keras files)"
+    if not (folder / _MODEL_META).is_file():
+        raise DataError(f"model artifact {folder} has no {_MODEL_META}; refusing to load it (pickled models are not read)", fix=fix)
+    meta = json.loads((folder / _MODEL_META).read_text())
+    model = TrainedModel(kind=meta["kind"], features=list(meta["features"]), categorical=list(meta["categorical"]), seed=int(meta["seed"]),
+                         params=dict(meta["params"]), fit_seconds=float(meta["fit_seconds"]), rows=int(meta["rows"]))
+    try:
+        if model.kind == "keras_mlp":
+            model.preprocessor = load_sklearn(folder / "preprocessor.skops")
+            model.network = load_keras(folder / "network.keras")
+        else:
+            model.pipeline = load_sklearn(folder / "pipeline.skops")
+    except (UntrustedArtifactError, FileNotFoundError) as exc:
+        raise DataError(f"model artifact {folder}: {exc}; refusing to load it", fix=fix) from None
+    return model
 
 
 def verdict_from_dict(raw: dict[str, Any]) -> Verdict:

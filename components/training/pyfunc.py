@@ -1,13 +1,17 @@
 """The MLflow pyfunc wrappers behind the model contract.
 
 Every registered model is a pyfunc whose ``predict(DataFrame)`` returns a 1-D numpy
-array of P(label = 1). The fitted objects are artifacts (a joblib-pickled scikit-learn
-pipeline; for Keras, a joblib-pickled preprocessor plus a ``.keras`` file).
+array of P(label = 1). The fitted objects are artifacts that cannot run code when read:
+a scikit-learn pipeline in skops format (loaded only when every type it names is in
+:data:`TRUSTED_TYPES` or skops' own safe set), for Keras a skops preprocessor plus a
+native ``.keras`` file loaded with ``safe_mode=True`` (no lambda layers, no pickles).
 
-This file is self-contained on purpose (it imports only mlflow, numpy, pandas, joblib
+This file is self-contained on purpose (it imports only mlflow, numpy, pandas, skops
 and keras): it is logged as "model code" (MLflow models-from-code), so loading
-``models:/<name>@champion`` in a fresh process, e.g. a KServe predictor, needs no
-driftloop install. :func:`model_code` returns the file's text plus the one line that
+``models:/<name>@champion`` in a fresh process needs no driftloop install. driftloop's
+own loaders (:meth:`components.registry.ModelRegistry.load`, the predictor) never run
+that logged copy: they check the artifacts' digests and build the wrapper from
+:func:`wrapper_from_files` of the installed code. :func:`model_code` returns the file's text plus the one line that
 names the wrapper to use. MLflow is imported at the top because the wrappers subclass
 ``PythonModel``; import this module only where a model is logged or loaded.
 
@@ -27,6 +31,47 @@ from mlflow.pyfunc import PythonModel
 
 _KERAS_BATCH = 65536
 
+# Types beyond skops' built-in safe set that driftloop's own pipelines contain; anything
+# else in a file refuses to load (skops would otherwise build it, and a crafted type runs code).
+TRUSTED_TYPES = frozenset({"numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"})
+WRAPPERS = {"pipeline": "SklearnProbaModel", "keras_model": "KerasProbaModel"}
+
+
+class UntrustedArtifactError(ValueError):
+    """A model file that would need code or types outside the allow-list to load."""
+
+
+def load_sklearn(path: str | Path) -> Any:
+    """A scikit-learn object from a skops file, refused unless every type it needs is trusted.
+
+    >>> import tempfile, skops.io
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> path = Path(tempfile.mkdtemp()) / "m.skops"
+    >>> skops.io.dump(LogisticRegression().fit([[0], [1]], [0, 1]), path)
+    >>> type(load_sklearn(path)).__name__
+    'LogisticRegression'
+    """
+    import skops.io
+
+    path = Path(path)
+    if path.suffix != ".skops":
+        raise UntrustedArtifactError(f"{path.name}: only .skops scikit-learn files load (pickle and joblib files can run code)")
+    untrusted = skops.io.get_untrusted_types(file=path)
+    unknown = sorted(set(untrusted) - TRUSTED_TYPES)
+    if unknown:
+        raise UntrustedArtifactError(f"{path.name} needs types outside the allow-list: {unknown}")
+    return skops.io.load(path, trusted=sorted(untrusted))
+
+
+def load_keras(path: str | Path) -> Any:
+    """A Keras model from a native ``.keras`` file, loaded with ``safe_mode=True`` (no lambdas, no pickles)."""
+    import keras
+
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise UntrustedArtifactError(f"{path.name}: only native .keras files load (HDF5/SavedModel can carry code)")
+    return keras.models.load_model(path, compile=False, safe_mode=True)
+
 
 def prepare_frame(frame: pd.DataFrame, features: list[str], categorical: list[str]) -> pd.DataFrame:
     """The model's input columns with fixed types: numeric as float64, categorical as str."""
@@ -45,20 +90,24 @@ class _ProbaModel(PythonModel):  # type: ignore[misc]
     features: list[str]
     categorical: list[str]
 
-    def _columns(self, context: Any) -> None:
-        config = context.model_config or {}
+    def load_context(self, context: Any) -> None:
+        self.load_files(context.artifacts, context.model_config or {})
+
+    def load_files(self, artifacts: dict[str, str], config: dict[str, Any]) -> None:
+        """Read the artifacts (name -> local path) with the safe loaders; ``config`` is the model config."""
         self.features = list(config.get("features", []))
         self.categorical = list(config.get("categorical_features", []))
+        self._load(artifacts)
+
+    def _load(self, artifacts: dict[str, str]) -> None:
+        raise NotImplementedError
 
 
 class SklearnProbaModel(_ProbaModel):
     """A scikit-learn pipeline; ``predict`` returns ``predict_proba(X)[:, 1]``."""
 
-    def load_context(self, context: Any) -> None:
-        import joblib
-
-        self._columns(context)
-        self.pipeline = joblib.load(context.artifacts["pipeline"])
+    def _load(self, artifacts: dict[str, str]) -> None:
+        self.pipeline = load_sklearn(artifacts["pipeline"])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
         x = prepare_frame(pd.DataFrame(model_input), self.features, self.categorical)
@@ -68,13 +117,9 @@ class SklearnProbaModel(_ProbaModel):
 class KerasProbaModel(_ProbaModel):
     """A scikit-learn preprocessor feeding a Keras MLP with one sigmoid output."""
 
-    def load_context(self, context: Any) -> None:
-        import joblib
-        import keras
-
-        self._columns(context)
-        self.preprocessor = joblib.load(context.artifacts["preprocessor"])
-        self.network = keras.models.load_model(context.artifacts["keras_model"], compile=False)
+    def _load(self, artifacts: dict[str, str]) -> None:
+        self.preprocessor = load_sklearn(artifacts["preprocessor"])
+        self.network = load_keras(artifacts["keras_model"])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
         x = prepare_frame(pd.DataFrame(model_input), self.features, self.categorical)
@@ -88,6 +133,16 @@ def keras_predict(network: Any, preprocessor: Any, frame: pd.DataFrame) -> np.nd
         return np.zeros(0)
     parts = [np.asarray(network(x[i : i + _KERAS_BATCH], training=False)).reshape(-1) for i in range(0, len(x), _KERAS_BATCH)]
     return np.concatenate(parts).astype(float)
+
+
+def wrapper_from_files(artifacts: dict[str, str], config: dict[str, Any]) -> _ProbaModel:
+    """The wrapper for these artifacts (by their names), loaded with the safe loaders; no logged code runs."""
+    names = [name for name in WRAPPERS if name in artifacts]
+    if len(names) != 1:
+        raise UntrustedArtifactError(f"artifacts {sorted(artifacts)} match no driftloop model (expected one of {sorted(WRAPPERS)})")
+    wrapper: _ProbaModel = globals()[WRAPPERS[names[0]]]()
+    wrapper.load_files(artifacts, config)
+    return wrapper
 
 
 def model_code(wrapper: str) -> str:

@@ -91,9 +91,10 @@ class TrainedModel:
         """
         import tempfile
 
-        import joblib
         import mlflow
         import sklearn
+        import skops
+        import skops.io
 
         from components.training.pyfunc import model_code
 
@@ -101,19 +102,20 @@ class TrainedModel:
         signature = self.signature(example)
         with tempfile.TemporaryDirectory(prefix="driftloop-model-") as tmp:
             folder = Path(tmp)
-            requirements = [f"mlflow=={mlflow.__version__}", f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}", f"joblib=={joblib.__version__}"]
+            requirements = [f"mlflow=={mlflow.__version__}", f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}", f"skops=={skops.__version__}"]
+            # skops and native .keras: files that load without running code (no pickle, no joblib)
             if self.kind == "keras_mlp":
                 import keras
                 import tensorflow as tf
 
-                joblib.dump(self.preprocessor, folder / "preprocessor.joblib")
+                skops.io.dump(self.preprocessor, folder / "preprocessor.skops")
                 self.network.save(folder / "network.keras")
-                artifacts = {"preprocessor": str(folder / "preprocessor.joblib"), "keras_model": str(folder / "network.keras")}
+                artifacts = {"preprocessor": str(folder / "preprocessor.skops"), "keras_model": str(folder / "network.keras")}
                 wrapper = "KerasProbaModel"
                 requirements += [f"keras=={keras.__version__}", f"tensorflow-cpu=={tf.__version__}"]
             else:
-                joblib.dump(self.pipeline, folder / "pipeline.joblib")
-                artifacts = {"pipeline": str(folder / "pipeline.joblib")}
+                skops.io.dump(self.pipeline, folder / "pipeline.skops")
+                artifacts = {"pipeline": str(folder / "pipeline.skops")}
                 wrapper = "SklearnProbaModel"
             code = folder / "driftloop_model.py"
             code.write_text(model_code(wrapper))

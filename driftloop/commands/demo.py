@@ -1,7 +1,19 @@
-"""``driftloop demo``: the whole loop on one machine, with a dashboard."""
+"""``driftloop demo``: the whole loop on one machine, with a dashboard.
+
+The work directory is emptied before a run only when it is driftloop's own: it holds the
+marker file :data:`MARKER` and nothing the marker does not list (the entries the last
+run left). Anything else (a home directory, a project, a file added by hand) is refused.
+
+>>> import tempfile
+>>> folder = Path(tempfile.mkdtemp())
+>>> _ = (folder / "data").mkdir(), write_marker(folder)
+>>> clearable(folder), (folder / "notes.txt").write_text("mine") > 0, clearable(folder)
+(True, True, False)
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -9,6 +21,22 @@ import click
 from components.errors import DriftloopError
 
 SCENARIOS = ["churn", "credit", "fraud", "recsys", "concept"]
+MARKER = ".driftloop-demo"  # JSON: {"tool": "driftloop demo", "entries": [top-level names the run made]}
+
+
+def write_marker(workdir: Path) -> None:
+    """Record that ``workdir`` is a driftloop demo directory and which top-level entries it holds now."""
+    entries = sorted(p.name for p in workdir.iterdir() if p.name != MARKER)
+    (workdir / MARKER).write_text(json.dumps({"tool": "driftloop demo", "entries": entries}))
+
+
+def clearable(workdir: Path) -> bool:
+    """True when ``workdir`` holds the marker and only entries the marker lists."""
+    try:
+        listed = set(json.loads((workdir / MARKER).read_text())["entries"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return {p.name for p in workdir.iterdir()} - {MARKER} <= listed
 
 
 @click.command()
@@ -25,15 +53,22 @@ def demo(scenario: str, workdir: Path, bad_challenger: bool, seed: int, keep: bo
     from driftloop.demo import run_demo
 
     workdir = workdir.resolve()
-    if workdir.exists() and not keep:
-        if not (workdir / "summary.json").exists() and any(workdir.iterdir()):
-            raise DriftloopError(f"{workdir} is not empty and holds no earlier demo", fix="choose another --workdir or empty it")
+    if workdir.exists() and not workdir.is_dir():
+        raise DriftloopError(f"--workdir {workdir} is a file", fix="choose a directory")
+    if workdir.exists() and not keep and any(workdir.iterdir()):
+        if not clearable(workdir):
+            raise DriftloopError(f"--workdir {workdir} is not empty and is not a driftloop demo directory (no {MARKER} marker, or entries it does not list)",
+                                 fix="choose another --workdir, empty this one yourself, or pass --keep to run in it without clearing")
         shutil.rmtree(workdir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DriftloopError(f"cannot create {workdir}: {exc.strerror}", fix="choose a writable --workdir") from None
-    summary = run_demo(scenario, workdir, bad_challenger=bad_challenger, seed=seed)
+    write_marker(workdir)
+    try:
+        summary = run_demo(scenario, workdir, bad_challenger=bad_challenger, seed=seed)
+    finally:
+        write_marker(workdir)  # even after a failure, the next run may clear what this one made
     click.echo("")
     click.echo(f"driftloop demo: {scenario}, {len(summary['periods'])} periods in {summary['duration_s']} s, "
                f"{summary['requests']} requests ({summary['failed_requests']} failed)")

@@ -89,3 +89,43 @@ def test_nan_is_rejected(champion_url: str) -> None:
     # JSON has no NaN: KServe's decoder rejects the literal before the model sees it
     # (serving.schema rejects a NaN that does arrive; see test_schema.py).
     assert r.status_code == 400 and "request format" in r.json()["error"]
+
+
+def test_oversized_bodies_and_batches_get_413_naming_the_limit(start_predictor, store) -> None:
+    url = start_predictor(f"models:/{MODEL}@champion", "--max-body-bytes", "4000", "--max-batch", "5")
+    rows = _instances(6)
+    ok = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": rows[:5]})
+    assert ok.status_code == 200, ok.text
+    batch = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": rows})
+    assert batch.status_code == 413 and "6 instances; the limit is 5 (--max-batch)" in batch.json()["error"]
+    inputs = [{"name": c, "shape": [6], "datatype": "FP64", "data": [r[c] for r in rows]} for c in NUMERIC]
+    inputs.append({"name": "segment", "shape": [6], "datatype": "BYTES", "data": [r["segment"] for r in rows]})
+    v2 = httpx.post(f"{url}/v2/models/{MODEL}/infer", json={"inputs": inputs})
+    assert v2.status_code == 413 and "--max-batch" in v2.json()["error"]
+    big = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": rows[:1], "pad": "x" * 5000})
+    assert big.status_code == 413 and "the limit is 4000 (--max-body-bytes)" in big.json()["error"]
+
+    def chunks():  # no Content-Length: the limit holds while the body streams
+        for _ in range(10):
+            yield b" " * 1000
+
+    streamed = httpx.post(f"{url}/v1/models/{MODEL}:predict", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413 and "--max-body-bytes" in streamed.json()["error"]
+
+
+def test_local_predictor_listens_on_loopback_only(start_predictor) -> None:
+    import psutil
+
+    port = int(start_predictor(f"models:/{MODEL}@champion").rsplit(":", 1)[1])
+    listening = {c.laddr.ip for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+    assert listening == {"127.0.0.1"}
+
+
+def test_host_defaults_to_loopback_and_follows_the_environment(monkeypatch) -> None:
+    from serving.predictor import build_parser
+
+    args = ["--model-name", "m", "--model-uri", "models:/m@champion"]
+    monkeypatch.delenv("DRIFTLOOP_SERVER_HOST", raising=False)
+    assert build_parser().parse_args(args).host == "127.0.0.1"
+    monkeypatch.setenv("DRIFTLOOP_SERVER_HOST", "0.0.0.0")
+    assert build_parser().parse_args(args).host == "0.0.0.0"

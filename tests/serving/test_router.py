@@ -101,3 +101,31 @@ def test_split_shift_and_retry(setup) -> None:
     time.sleep(0.5)
     r = httpx.post(f"{url}/v1/models/m:predict", json={"instances": [{}]})
     assert r.status_code == 200 and r.headers["x-served-by"] == "champion" and r.headers["x-router-retries"] == "1"
+
+
+def test_oversized_bodies_and_batches_get_413_before_forwarding(tmp_path) -> None:
+    s1, champion = backend("1")
+    port = free_port()
+    log = open(tmp_path / "router.log", "wb")  # noqa: SIM115 - child output; closed below
+    proc = subprocess.Popen([sys.executable, "-m", "serving.router", "--port", str(port), "--champion", champion,
+                             "--max-body-bytes", "2000", "--max-batch", "3"], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        predict = f"{url}/v1/models/m:predict"
+        assert httpx.post(predict, json={"instances": [{}] * 3}).status_code == 200
+        batch = httpx.post(predict, json={"instances": [{}] * 4})
+        assert batch.status_code == 413 and "4 instances; the limit is 3 (--max-batch)" in batch.json()["error"]
+        big = httpx.post(predict, json={"instances": [{"x": "y" * 3000}]})
+        assert big.status_code == 413 and "the limit is 2000 (--max-body-bytes)" in big.json()["error"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+        s1.should_exit = True
