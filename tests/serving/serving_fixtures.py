@@ -68,8 +68,7 @@ class Store:
 
 def register(tracking_uri: str, root: Path, seed: int, invert: bool = False, data: pd.DataFrame | None = None,
              numeric: list[str] = NUMERIC, categorical: list[str] = CATEGORICAL, label: str = "label", name: str = MODEL) -> str:
-    import joblib
-    import mlflow
+    from model_code import log_safe_model
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -79,23 +78,8 @@ def register(tracking_uri: str, root: Path, seed: int, invert: bool = False, dat
     pipe = make_pipeline(
         ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), categorical)], remainder="passthrough"),
         LogisticRegression(max_iter=500),
-    ).fit(data[numeric + categorical], data[label])
-    path = root / f"pipeline-{seed}-{invert}.joblib"
-    joblib.dump(pipe, path)
-    from mlflow import MlflowClient
-
-    mlflow.set_tracking_uri(tracking_uri)
-    # artifacts beside the tracking DB in tmp, never ./mlruns in the working tree
-    exp = MlflowClient(tracking_uri).get_experiment_by_name("serving-tests")
-    exp_id = exp.experiment_id if exp else MlflowClient(tracking_uri).create_experiment("serving-tests", artifact_location=(root / "artifacts").as_uri())
-    mlflow.set_experiment(experiment_id=exp_id)
-    with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(Path(__file__).with_name("model_code.py")), artifacts={"pipeline": str(path)},
-            model_config={"features": numeric, "categorical_features": categorical, "invert": invert},
-            registered_model_name=name,
-        )
-    return str(info.registered_model_version)
+    ).fit(data[numeric + categorical], 1 - data[label] if invert else data[label])  # invert: a deliberately bad model
+    return log_safe_model(tracking_uri, root, pipe, data, numeric, categorical, name)
 
 
 @pytest.fixture(scope="session")
@@ -105,11 +89,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root}/mlflow.db"
-    import mlflow
 
     good1 = register(uri, root, 1)
     # a second version of the same good model: cheaper than logging another one
-    good2 = str(mlflow.register_model(MlflowClient(uri).get_model_version(MODEL, good1).source, MODEL).version)
+    first = MlflowClient(uri).get_model_version(MODEL, good1)
+    good2 = str(MlflowClient(uri).create_model_version(MODEL, first.source, run_id=first.run_id, tags=first.tags).version)
     versions = {"good1": good1, "good2": good2, "bad": register(uri, root, 3, invert=True)}
     MlflowClient(uri).set_registered_model_alias(MODEL, "champion", versions["good1"])
     return Store(uri, root, versions)
