@@ -10,6 +10,7 @@ the policy's 0.05 split over four monitors, 0.0125 each.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
@@ -51,8 +52,6 @@ def test_feature_drift_family_rate(n: int) -> None:
         cols = {"a": rng.normal, "b": rng.exponential, "c": rng.uniform}
         ref = {k: f(size=n) for k, f in cols.items()}
         cur = {k: f(size=n) for k, f in cols.items()}
-        import pandas as pd
-
         summary = ReferenceSummary.fit(pd.DataFrame(ref), list(cols), [], p_value=RATE, correction="bonferroni")
         alarms += any(r.drift for r in summary.test(pd.DataFrame(cur)))
     assert not_above(alarms, SEEDS, RATE), f"{alarms}/{SEEDS}"
