@@ -124,3 +124,32 @@ def test_alibi_online_rate_with_derived_ert(detector: str) -> None:
         r = detect_on_stream(draw(np.random.default_rng(600 + seed), n), detector=detector, reference_errors=ref, window_size=50, false_alarm_rate=rate)
         alarms += r.drift
     assert not_above(alarms, SEEDS, r.details["false_alarm_rate"]), f"{alarms}/{SEEDS} vs {r.details['false_alarm_rate']}"
+
+
+@pytest.mark.integration  # about 15 s: river and driftloop over 30 streams of 4,000 rows
+def test_default_detector_is_no_slower_than_river_adwin_at_no_more_false_alarms() -> None:
+    from river.drift import ADWIN as RiverADWIN
+
+    from components.monitor.budget import POLICY_FALSE_ALARM_RATE
+    from components.monitor.concept import DEFAULT_DETECTOR
+
+    def river_first(stream: np.ndarray) -> int | None:
+        det = RiverADWIN()
+        for i, x in enumerate(stream):
+            det.update(x)
+            if det.drift_detected:
+                return i
+        return None
+
+    ours, theirs, n = [], [], 2000
+    for seed in range(30):
+        rng = np.random.default_rng(700 + seed)
+        stream = np.r_[rng.random(n) < 0.1, rng.random(n) < 0.35].astype(float)
+        ref = (rng.random(2000) < 0.1).astype(int)
+        # a policy whose one monitor is this one: the whole 0.05 per run
+        ours.append(detect_on_stream(stream, detector=DEFAULT_DETECTOR, reference_errors=ref, false_alarm_rate=POLICY_FALSE_ALARM_RATE).detected_at)
+        theirs.append(river_first(stream))
+    early = [sum(h is not None and h < n for h in hits) for hits in (ours, theirs)]
+    assert early[0] <= early[1]
+    delay = [np.median([(h if h is not None else 2 * n) - n for h in hits if h is None or h >= n]) for hits in (ours, theirs)]
+    assert delay[0] <= delay[1], f"median delay {delay[0]} vs river's ADWIN {delay[1]}"
