@@ -123,7 +123,11 @@ def test_vocabularies_are_validated_against_their_registries(monitor: str, key: 
 
 
 def test_false_alarm_budget_defaults_split_the_policy_rate() -> None:
-    from components.monitor.budget import POLICY_FALSE_ALARM_RATE, monitor_false_alarm_rate, p_value_for
+    from components.monitor.budget import (
+        POLICY_FALSE_ALARM_RATE,
+        monitor_false_alarm_rate,
+        p_value_for,
+    )
 
     policy = policy_from_dict(_raw("concept"))
     shares = [monitor_false_alarm_rate(policy, m) for m in policy.monitors]
