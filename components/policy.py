@@ -34,7 +34,7 @@ from pydantic import (
 # Each vocabulary is declared once, where it is implemented; the policy validates against it.
 from components.errors import ConfigError
 from components.metrics import LOWER_IS_BETTER, METRICS  # noqa: F401 - LOWER_IS_BETTER re-exported
-from components.monitor.concept import DETECTORS
+from components.monitor.concept import DEFAULT_DETECTOR, DETECTORS
 from components.monitor.estimated import ESTIMABLE
 from components.monitor.runners import MONITOR_TYPES
 from components.monitor.stattests import get_stattest
@@ -95,6 +95,9 @@ class _MonitorBase(_Strict):
     segment: str | None = None  # restrict the monitor to one segment value
     per_segment: bool = False  # also run the monitor in every segment
     min_samples: int = Field(100, ge=1)
+    # false alarms per run on data without change; default: an equal share of the policy's
+    # rate (components.monitor.budget). Online detectors derive their thresholds from it.
+    false_alarm_rate: float | None = Field(None, gt=0, lt=1)
 
 
 class FeatureDriftMonitor(_MonitorBase):
@@ -106,7 +109,7 @@ class FeatureDriftMonitor(_MonitorBase):
     categorical_test: CategoricalTest = "chi2"
     tabular: bool = False  # one alibi-detect TabularDrift over the mixed set
     correction: Literal["bonferroni", "fdr"] = "bonferroni"
-    p_value: float = Field(0.05, gt=0, lt=1)
+    p_value: float | None = Field(None, gt=0, lt=1)  # default: the monitor's false_alarm_rate
     psi: PSISettings | None = Field(default_factory=PSISettings)
     multivariate: Literal["mmd", "classifier"] | None = None
     fire_on: Literal["test", "psi", "either"] = "test"
@@ -115,14 +118,14 @@ class FeatureDriftMonitor(_MonitorBase):
 class PredictionDriftMonitor(_MonitorBase):
     type: Literal["prediction_drift"]
     test: NumericTest = "ks"
-    p_value: float = Field(0.05, gt=0, lt=1)
+    p_value: float | None = Field(None, gt=0, lt=1)  # default: the monitor's false_alarm_rate
     psi: PSISettings | None = Field(default_factory=PSISettings)
 
 
 class LabelDriftMonitor(_MonitorBase):
     type: Literal["label_drift"]
     test: CategoricalTest = "chi2"
-    p_value: float = Field(0.05, gt=0, lt=1)
+    p_value: float | None = Field(None, gt=0, lt=1)  # default: the monitor's false_alarm_rate
 
 
 class PerformanceMonitor(_MonitorBase):
@@ -167,10 +170,12 @@ class ConceptDriftMonitor(_MonitorBase):
     """An online detector over the time-ordered stream of prediction errors."""
 
     type: Literal["concept_drift"]
-    detector: Detector = "fet_online"
-    ert: int = Field(1000, ge=10)  # expected run time (rows) between false alarms
+    detector: Detector = DEFAULT_DETECTOR
+    # thresholds: unset, each is derived from false_alarm_rate and the window's length
+    ert: int | None = Field(None, ge=10)  # fet_online/cvm_online: expected run time (rows) between false alarms
     window_size: int = Field(100, ge=5)
-    delta: float = Field(0.002, gt=0, lt=1)  # ADWIN confidence
+    delta: float | None = Field(None, gt=0, lt=1)  # ADWIN confidence
+    ph_threshold: float | None = Field(None, gt=0)  # Page-Hinkley lambda
     slice_by: list[str] = Field(default_factory=list)
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from components.decision import decide
+from components.monitor.budget import monitor_false_alarm_rate, policy_false_alarm_rate, stated_rate
 from components.monitor.context import MonitorContext, prepare_window, window_summary
 from components.monitor.results import MonitorReport
 from components.monitor.runners import RUNNERS
@@ -58,9 +59,17 @@ def run_monitors(policy: Policy, reference: pd.DataFrame, current: pd.DataFrame,
         entry = RUNNERS[m.type](ctx, m)
         entry = {"name": m.name, "type": m.type, **entry}
         entry["results"] = [r.to_dict() for r in entry["results"]]
+        entry.setdefault("false_alarm_budget", monitor_false_alarm_rate(policy, m))
+        entry["false_alarm_rate"] = stated_rate(policy, m, entry)
+        warnings += entry.pop("warnings", [])
         monitors.append(entry)
         if progress:
             progress(m.name)
+    total = sum(e["false_alarm_rate"] or 0.0 for e in monitors)
+    if total > policy_false_alarm_rate(policy) * 1.0001:
+        stated = ", ".join(f"{e['name']} {e['false_alarm_rate']:.3g}" for e in monitors if e["false_alarm_rate"])
+        warnings.append(f"the monitors state {total:.3g} false alarms per run in sum ({stated}), above the policy's "
+                        f"{policy_false_alarm_rate(policy):.3g}: lower their p_value/alpha or unset them to use the budget")
     window = window_summary(policy, cur)
     decision = decide(policy, monitors, model_version, window)
     return MonitorReport(

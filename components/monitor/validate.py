@@ -96,6 +96,7 @@ def validate_inputs(policy: Policy, reference: pd.DataFrame, current: pd.DataFra
                 warnings.append(f"{frame_name} data has no label column {policy.label!r}: label_drift and performance monitors report insufficient data")
         elif df[policy.label].notna().any():
             _check_binary(frame_name, df, policy.label, "policy.label")
+    warnings += degenerate_reference(policy, reference, current)
     for col in policy.categorical_features:
         kinds = {ptypes.is_numeric_dtype(reference[col]), ptypes.is_numeric_dtype(current[col])}
         if len(kinds) > 1:
@@ -104,6 +105,27 @@ def validate_inputs(policy: Policy, reference: pd.DataFrame, current: pd.DataFra
                 fix="write both windows with the same schema (cast the column to the same type)",
             )
     return warnings
+
+
+def degenerate_reference(policy: Policy, reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
+    """Warnings for a reference the monitors can use but that weakens them (never a refusal).
+
+    One label class, constant feature columns, or far fewer rows than the current window.
+    """
+    out: list[str] = []
+    if policy.label in reference.columns:
+        classes = sorted(pd.unique(reference[policy.label].dropna()))
+        if len(classes) == 1:
+            out.append(f"reference labels hold one class ({classes[0]!r} only): label_drift sees any other class as drift and AUC/Gini have no "
+                       "reference baseline; use a reference window with both outcomes")
+    constant = [c for c in policy.all_features if c in reference.columns and reference[c].nunique(dropna=True) == 1]
+    if constant:
+        out.append(f"reference columns {constant} are constant: their drift tests flag any variation in the current window; "
+                   "drop them from the monitor's features or use a reference where they vary")
+    if len(reference) * 10 < len(current):
+        out.append(f"the reference has {len(reference)} rows, far fewer than the current window's {len(current)}: drift tests are "
+                   "limited by the reference's size; use a longer reference window")
+    return out
 
 
 def _optional(policy: Policy, df: pd.DataFrame) -> list[str]:

@@ -120,3 +120,25 @@ def test_vocabularies_are_validated_against_their_registries(monitor: str, key: 
         policy_from_dict(raw)
     raw["monitors"][0][key] = "auc" if monitor == "performance" else {"detector": "adwin", "test": "ks" if monitor == "prediction_drift" else "chi2"}.get(key, "ks" if key == "numeric_test" else "chi2")
     assert policy_from_dict(raw).monitors[0].type == monitor
+
+
+def test_false_alarm_budget_defaults_split_the_policy_rate() -> None:
+    from components.monitor.budget import (
+        POLICY_FALSE_ALARM_RATE,
+        monitor_false_alarm_rate,
+        p_value_for,
+    )
+
+    policy = policy_from_dict(_raw("concept"))
+    shares = [monitor_false_alarm_rate(policy, m) for m in policy.monitors]
+    assert sum(shares) == pytest.approx(POLICY_FALSE_ALARM_RATE)
+    concept = next(m for m in policy.monitors if m.type == "concept_drift")
+    assert concept.ert is None and concept.ph_threshold is None  # derived at run time
+    raw = _raw()
+    raw["monitors"][1].pop("p_value", None)
+    raw["monitors"][1]["false_alarm_rate"] = 0.02
+    fd = policy_from_dict(raw).monitors[1]
+    assert p_value_for(policy_from_dict(raw), fd) == 0.02
+    raw["monitors"][1]["false_alarm_rate"] = 1.5
+    with pytest.raises(ConfigError, match=r"monitors\.1\.false_alarm_rate"):
+        policy_from_dict(raw)

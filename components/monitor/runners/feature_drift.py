@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from components.monitor.budget import p_value_for
 from components.monitor.context import MonitorContext, insufficient
 from components.monitor.results import TestResult
 from components.monitor.runners._plots import distribution
@@ -33,13 +34,13 @@ def run(ctx: MonitorContext, m: FeatureDriftMonitor) -> dict[str, Any]:
             tests.append(insufficient(m.numeric_test, min(len(ref), len(cur)), m.min_samples, segment=seg))
             continue
         tests += feature_drift(ref, cur, numeric, categorical, numeric_test=m.numeric_test, categorical_test=m.categorical_test,
-                               correction=m.correction, p_value=m.p_value, tabular=m.tabular, segment=seg)
+                               correction=m.correction, p_value=p_value_for(ctx.policy, m), tabular=m.tabular, segment=seg)
         if m.psi is not None:
             for f in features:
                 r = psi_test(ref[f], cur[f], bins=m.psi.bins, warn=m.psi.warn, drift=m.psi.drift, categorical=f in categorical)
                 psis.append(dataclasses.replace(r, feature=f, segment=seg))
         if m.multivariate:
-            r = multivariate_drift(ref, cur, features, method=m.multivariate, p_value=m.p_value, categorical=categorical)
+            r = multivariate_drift(ref, cur, features, method=m.multivariate, p_value=p_value_for(ctx.policy, m), categorical=categorical)
             multi.append(dataclasses.replace(r, segment=seg))
     test_hits = [r for r in tests + multi if r.drift]
     psi_hits = [r for r in psis if r.drift]

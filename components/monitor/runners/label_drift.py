@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from components.monitor.budget import p_value_for
 from components.monitor.context import MonitorContext, insufficient
 from components.monitor.results import TestResult
 from components.monitor.runners._text import fmt_p
@@ -23,7 +24,7 @@ def run(ctx: MonitorContext, m: LabelDriftMonitor) -> dict[str, Any]:
         if min(len(rl), len(cl)) < m.min_samples:
             results.append(insufficient(m.test, min(len(rl), len(cl)), m.min_samples, feature=label, segment=seg))
             continue
-        r = label_drift(rl[label].astype(int).to_numpy(), cl[label].astype(int).to_numpy(), test=m.test, p_value=m.p_value, segment=seg)
+        r = label_drift(rl[label].astype(int).to_numpy(), cl[label].astype(int).to_numpy(), test=m.test, p_value=p_value_for(ctx.policy, m), segment=seg)
         details = {**r.details, "reference_rate": float(rl[label].mean()), "current_rate": float(cl[label].mean())}
         results.append(dataclasses.replace(r, feature=label, details=details))
     ok = [r for r in results if r.status == "ok"]

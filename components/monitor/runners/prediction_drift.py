@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from components.monitor.budget import p_value_for
 from components.monitor.context import MonitorContext, insufficient
 from components.monitor.results import TestResult
 from components.monitor.runners._plots import distribution
@@ -25,7 +26,7 @@ def run(ctx: MonitorContext, m: PredictionDriftMonitor) -> dict[str, Any]:
         if min(len(rs), len(cs)) < m.min_samples:
             results.append(insufficient(m.test, min(len(rs), len(cs)), m.min_samples, feature=col, segment=seg))
             continue
-        results.append(dataclasses.replace(prediction_drift(rs.to_numpy(), cs.to_numpy(), test=m.test, p_value=m.p_value, segment=seg), feature=col))
+        results.append(dataclasses.replace(prediction_drift(rs.to_numpy(), cs.to_numpy(), test=m.test, p_value=p_value_for(ctx.policy, m), segment=seg), feature=col))
         if m.psi is not None:
             r = psi_test(rs, cs, bins=m.psi.bins, warn=m.psi.warn, drift=m.psi.drift, categorical=False)
             results.append(dataclasses.replace(r, feature=col, segment=seg, drift=False, details={**r.details, "informational": True, "psi_drift": r.drift}))

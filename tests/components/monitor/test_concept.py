@@ -92,12 +92,15 @@ def test_adwin_shrinks_its_window_to_the_new_regime() -> None:
 
 @pytest.mark.parametrize("detector", ["adwin", "page_hinkley"])
 def test_detection_delay_bounded_and_quiet_when_stationary(detector: str) -> None:
+    # thresholds derived from the default budget (0.05 per run) and the reference, as the runner calls it
     delays = []
     for seed in range(10):
-        r = detect_on_stream(errors(seed, 1000, 1000), detector=detector)
+        ref = errors(500 + seed, 1000, 0)
+        r = detect_on_stream(errors(seed, 1000, 1000), detector=detector, reference_errors=ref)
         assert r.drift and r.detected_at >= 1000  # no alarm before the change
+        assert r.details["false_alarm_rate"] <= 0.05 + 1e-9
         delays.append(r.detected_at - 1000)
-        quiet = detect_on_stream(errors(100 + seed, 2000, 0), detector=detector)
+        quiet = detect_on_stream(errors(100 + seed, 2000, 0), detector=detector, reference_errors=ref)
         assert not quiet.drift and quiet.detected_at is None
     assert np.median(delays) < 150 and max(delays) < 400
 
@@ -160,10 +163,31 @@ def test_insufficient_data_and_errors() -> None:
     with pytest.raises(ConfigError, match="unknown concept-drift detector"):
         make_detector("ddm")
     with pytest.raises(DataError, match="needs reference_errors"):
-        detect_on_stream(np.zeros(200), detector="fet_online")
+        make_detector("fet_online")
     with pytest.raises(DataError, match="0/1 error stream"):
         detect_on_stream(np.full(200, 0.5), detector="fet_online", reference_errors=ref)
     with pytest.raises(DataError, match="empty"):
         detect_on_stream([], detector="adwin")
     with pytest.raises(ConfigError, match="both errors and correct"):
         make_detector("fet_online", np.zeros(100))
+
+
+@pytest.mark.parametrize(
+    ("reference", "problem"),
+    [(np.zeros(500), "no errors"), (np.ones(300), "one value"), (np.array([0, 1, 0]), "fewer than 10"), (None, "no reference errors")],
+)
+def test_degenerate_reference_still_monitors_with_a_warning(reference: np.ndarray | None, problem: str) -> None:
+    # fet_online cannot calibrate on these references: page_hinkley runs instead, and says so
+    stream = errors(3, 1000, 1000, p_before=0.05, p_after=0.4)
+    r = detect_on_stream(stream, detector="fet_online", reference_errors=reference)
+    assert r.test == "page_hinkley" and r.status == "ok"
+    assert any(problem in w for w in r.details["warnings"])
+    assert r.drift and r.detected_at >= 900
+
+
+def test_training_data_as_reference_is_named() -> None:
+    # a reference with no errors against a stream that errs at 15% from its first row
+    r = detect_on_stream(errors(4, 2000, 0, p_before=0.15), detector="page_hinkley", reference_errors=np.zeros(1000))
+    assert any("training data passed as reference" in w for w in r.details["warnings"])
+    honest = detect_on_stream(errors(4, 2000, 0, p_before=0.15), detector="page_hinkley", reference_errors=errors(5, 1000, 0, p_before=0.15))
+    assert not any("training data" in w for w in honest.details["warnings"])
