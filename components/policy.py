@@ -302,6 +302,7 @@ class Policy(_Strict):
     features: list[str] = Field(min_length=1)
     categorical_features: list[str] = Field(default_factory=list)
     segments: Segments | None = None
+    false_alarm_rate: float = Field(0.05, gt=0, lt=1)  # per-run false-alarm rate of the whole policy, split over its monitors
     feature_service: str | None = None
     period: Literal["hour", "day", "month"] = "month"
     schedule: str | None = None  # cron for the recurring monitor run

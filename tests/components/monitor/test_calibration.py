@@ -153,3 +153,15 @@ def test_default_detector_is_no_slower_than_river_adwin_at_no_more_false_alarms(
     assert early[0] <= early[1]
     delay = [np.median([(h if h is not None else 2 * n) - n for h in hits if h is None or h >= n]) for hits in (ours, theirs)]
     assert delay[0] <= delay[1], f"median delay {delay[0]} vs river's ADWIN {delay[1]}"
+
+
+@pytest.mark.unit
+def test_the_policy_states_its_false_alarm_rate_and_the_monitors_share_it() -> None:
+    from components.monitor.budget import monitor_false_alarm_rate, policy_false_alarm_rate
+    from components.policy import load_policy
+
+    policy = load_policy("churn")
+    assert policy_false_alarm_rate(policy) == policy.false_alarm_rate == 0.05
+    tight = policy.model_copy(update={"false_alarm_rate": 0.01})
+    shares = [monitor_false_alarm_rate(tight, m) for m in tight.monitors if m.false_alarm_rate is None]
+    assert shares and sum(shares) <= 0.01 + 1e-12
