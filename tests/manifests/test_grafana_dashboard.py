@@ -34,11 +34,12 @@ def _metrics(expr: str) -> set[str]:
 
 
 def _exported() -> set[str]:
+    from components.features.view_metrics import EXPORTED as VIEW_EXPORTED
     from components.metrics_push import EXPORTED
     from serving.metrics import ERRORS, LATENCY, PREDICTION, REQUESTS
 
     histograms = {f"{h}_{s}" for h in (LATENCY, PREDICTION) for s in ("bucket", "sum", "count")}
-    return set(EXPORTED) | {REQUESTS, ERRORS} | histograms
+    return set(EXPORTED) | set(VIEW_EXPORTED) | {REQUESTS, ERRORS} | histograms
 
 
 def test_every_query_names_a_metric_the_code_exports() -> None:
@@ -53,7 +54,7 @@ def test_the_dashboard_covers_drift_performance_decisions_and_the_canary() -> No
     named = set().union(*(_metrics(q) for q in _queries(_dashboard())))
     assert {"driftloop_monitor_statistic", "driftloop_monitor_fired", "driftloop_decision", "driftloop_decisions_total",
             "driftloop_canary_traffic_percent", "driftloop_canary_rollbacks_total", "driftloop_canary_promotions_total",
-            "driftloop_requests_total"} <= named
+            "driftloop_requests_total", "driftloop_feature_view_blocked", "driftloop_feature_view_drifted_features"} <= named
     queries = " ".join(_queries(_dashboard()))
     assert "feature" in queries and "segment" in queries  # drift per feature, performance per segment
     ids = [p["id"] for p in _dashboard()["panels"]]
