@@ -326,10 +326,16 @@ def decide_once(policy: Policy, report: Any, ledger: DecisionLedger, emergency: 
     else:
         decision = decide(policy, report.monitors, report.model_version, report.window)
     if upstream_workdir is not None:
+        from components.policy import UPSTREAM_DRIFT
         from components.upstream import acknowledge_upstream, upstream_reasons
 
         upstream = upstream_reasons(policy.model, upstream_workdir)
-        if upstream:
+        if upstream and not emergency:
+            # upstream drift joins the fired monitors: its reason is listed, and an action whose
+            # `when` names upstream_feature_drift may act on it alone (the policy decides)
+            pseudo = {"name": UPSTREAM_DRIFT, "type": "upstream", "fired": True, "summary": "; ".join(upstream)}
+            decision = decide(policy, [*report.monitors, pseudo], report.model_version, report.window)
+        elif upstream:
             decision = replace(decision, reasons=(*decision.reasons, *upstream))
     if decision.action != "retrain":
         return decision, True

@@ -39,6 +39,7 @@ from components.monitor.estimated import ESTIMABLE
 from components.monitor.runners import MONITOR_TYPES
 from components.monitor.stattests import get_stattest
 
+UPSTREAM_DRIFT = "upstream_feature_drift"  # the pseudo-monitor an action may name (see Policy validation)
 ROLLOUT_METRICS = ("error_rate", "latency_p95", "latency_p99", "prediction_shift", "accuracy", "ctr")
 
 
@@ -336,9 +337,11 @@ class Policy(_Strict):
             if m.per_segment and self.segments is None:
                 raise ValueError(f"monitors[{i}].per_segment needs segments.column and segments.values")
         for i, a in enumerate(self.actions):
-            unknown = sorted(set(a.when) - set(names))
+            # upstream_feature_drift: drift found when a feature view this model reads was
+            # materialized (components.upstream); naming it lets that alone trigger the action
+            unknown = sorted(set(a.when) - set(names) - {UPSTREAM_DRIFT})
             if unknown:
-                raise ValueError(f"actions[{i}].when names unknown monitors {unknown}; known: {names}")
+                raise ValueError(f"actions[{i}].when names unknown monitors {unknown}; known: {[*names, UPSTREAM_DRIFT]}")
         return self
 
     def monitor(self, name: str) -> Any:

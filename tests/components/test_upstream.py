@@ -74,8 +74,36 @@ def test_the_next_decision_names_upstream_drift_and_acknowledges_it_once_acted_o
     ledger = DecisionLedger(tmp_path / "decisions.db")
     report = MonitorReport("churn", "3", {"start": "2025-07-01", "end": "2025-08-01"}, [], {}, "now")
     quiet, _ = decide_once(resolve_policy("churn"), report, ledger, upstream_workdir=settings.workdir)
-    assert "upstream feature drift in churn_features: monthly_charges" in quiet.reasons
+    assert any("upstream feature drift in churn_features: monthly_charges" in r for r in quiet.reasons)
+    assert quiet.action == "none", "churn's policy names no action for upstream drift: it is only reported"
     assert upstream_reasons("churn", settings), "a decision that does not retrain leaves the event pending"
     acted, fresh = decide_once(resolve_policy("churn"), report, ledger, emergency=True, upstream_workdir=settings.workdir)
     assert fresh and any(r.startswith("upstream feature drift") for r in acted.reasons)
     assert upstream_reasons("churn", settings) == [], "a claimed retrain acknowledges the event"
+
+
+def test_a_policy_may_let_upstream_drift_alone_trigger_a_retrain(tmp_path) -> None:
+    from components.decision import DecisionLedger, decide_once
+    from components.monitor.results import MonitorReport
+    from components.policy import policy_from_dict
+    from components.settings import Settings
+    from components.upstream import record_upstream_event
+
+    raw = {"model": "churn", "entity": "customer_id", "label": "churned", "features": ["monthly_charges"],
+           "monitors": [{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.8}],
+           "actions": [{"when": ["acc"], "strategy": "full"},
+                       {"when": ["upstream_feature_drift"], "strategy": "recent_window", "window": "90d"}]}
+    policy = policy_from_dict(raw)
+    settings = Settings(workdir=tmp_path / "work")
+    report = MonitorReport("churn", "3", {"start": "2025-07-01", "end": "2025-08-01"}, [{"name": "acc", "fired": False}], {}, "now")
+    ledger = DecisionLedger(tmp_path / "decisions.db")
+    assert decide_once(policy, report, ledger, upstream_workdir=settings.workdir)[0].action == "none", "nothing upstream yet"
+    record_upstream_event("churn_features", ["monthly_charges"], {"churn": ["monthly_charges"]}, {"start": "a", "end": "b"}, settings)
+    decision, fresh = decide_once(policy, report, ledger, upstream_workdir=settings.workdir)
+    assert fresh and decision.action == "retrain" and decision.strategy == "recent_window"
+    assert decision.triggered_by == ("upstream_feature_drift",)
+    bad = {**raw, "actions": [{"when": ["upstream_drift_typo"], "strategy": "full"}]}
+    from components.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="upstream_feature_drift"):
+        policy_from_dict(bad)
