@@ -11,8 +11,9 @@ from pathlib import Path
 import click
 
 from components.errors import ConfigError
+from pipelines import PIPELINES
 
-PIPELINE_NAMES = ("train", "monitor", "rollout", "monitor_and_retrain")
+PIPELINE_NAMES = tuple(PIPELINES)  # declared once, in pipelines/__init__.py
 
 
 def _params(pairs: tuple[str, ...]) -> dict[str, str]:
