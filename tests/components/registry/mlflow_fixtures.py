@@ -39,16 +39,20 @@ def fresh_database() -> contextlib.AbstractContextManager[str]:
 
 
 @contextlib.contextmanager
-def running_mlflow_server(backend_uri: str, artifacts: Path, timeout: float = 120.0) -> Iterator[str]:
-    """Run ``mlflow server`` (one worker, served artifacts) until the block ends; yields its URL."""
+def running_mlflow_server(backend_uri: str, artifacts: Path, timeout: float = 120.0, app_name: str | None = None,
+                          env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run ``mlflow server`` (one worker, served artifacts) until the block ends; yields its URL.
+
+    ``app_name`` picks an MLflow app (``basic-auth``); ``env`` replaces the server's environment.
+    """
     port = free_port()
     if backend_uri.startswith("postgresql://"):  # MLflow would pick psycopg 3, which is not installed
         backend_uri = "postgresql+psycopg2://" + backend_uri.removeprefix("postgresql://")
     artifacts.mkdir(parents=True, exist_ok=True)
     log = open(artifacts.parent / f"mlflow-server-{port}.log", "w")  # noqa: SIM115
-    cmd = [str(MLFLOW), "server", "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts),
-           "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    cmd = [str(MLFLOW), "server", *(("--app-name", app_name) if app_name else ()), "--backend-store-uri", backend_uri,
+           "--artifacts-destination", str(artifacts), "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

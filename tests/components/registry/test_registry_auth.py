@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,8 +22,12 @@ from components.errors import ConfigError
 from components.registry import CHAMPION, ModelRegistry
 from components.registry.store import bootstrap_registry_auth
 from components.settings import Settings
-from tests.components.registry.mlflow_fixtures import MLFLOW, Trained, fresh_database, trained  # noqa: F401  (fixtures)
-from tests.conftest import free_port
+from tests.components.registry.mlflow_fixtures import (  # noqa: F401  (fixtures)
+    Trained,
+    fresh_database,
+    running_mlflow_server,
+    trained,
+)
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs the mlflow[auth] extra (Flask-WTF)")
@@ -47,33 +48,8 @@ def _auth_server(tmp: Path) -> Iterator[str]:
                "MLFLOW_AUTH_ADMIN_USERNAME": "admin", "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-key-for-tests", "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-password-1"}
         assert sorted(bootstrap_registry_auth(env)) == sorted(u for u, _ in USERS.values())  # the MLflow pod's init step
         assert bootstrap_registry_auth(env) == []  # a restart creates nobody twice
-        port = free_port()
-        log = open(tmp / "mlflow-auth.log", "w")  # noqa: SIM115
-        cmd = [str(MLFLOW), "server", "--app-name", "basic-auth", "--backend-store-uri", _psycopg2(backend), "--artifacts-destination", str(tmp / "artifacts"),
-               "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"mlflow server exited with {proc.returncode}: {(tmp / 'mlflow-auth.log').read_text()[-2000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server not healthy: {(tmp / 'mlflow-auth.log').read_text()[-2000:]}")
-                time.sleep(0.5)
+        with running_mlflow_server(backend, tmp / "artifacts", app_name="basic-auth", env=env) as url:
             yield url
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            log.close()
 
 
 @pytest.fixture(scope="module")
