@@ -3,8 +3,15 @@ prediction log, where :func:`serving.prediction_log.read_log` pairs them.
 
 On a cluster each predictor pod's disk is its own, so the InferenceService's
 ``spec.predictor.logger`` (mode ``all``) posts every request and response as a binary-mode
-CloudEvent here: ``ce-id`` is the request id, ``ce-type`` ends in ``.request`` or
-``.response``, ``ce-inferenceservicename`` names the model.
+CloudEvent here: ``ce-id`` is the event id that pairs the two halves, ``ce-type`` ends in
+``.request`` or ``.response``, ``ce-inferenceservicename`` names the model.
+
+Request ids: a row's ``request_id`` is the id the predictor made and returned (the response
+body's ``id``), never an id a client chose; ``ce-id`` only pairs the halves (KServe's agent
+makes it unless the request carried a ``ce-id`` header, so an event id that turns up with two
+different requests or responses is left out rather than guessed). The client's own
+``x-request-id`` arrives, when the logger lists it in ``metadataHeaders``, in the ``ce-metadata``
+extension and is kept, length-limited, as ``client_request_id``.
 
 Pairing works across sink replicas because the sink keeps no pairing state: each half is
 appended at once, as its own record, to the shared log folder (one file per replica and hour
@@ -28,14 +35,14 @@ restart the pod and drop the records it holds for retry).
 >>> from serving.prediction_log import read_log
 >>> d = tempfile.mkdtemp()
 >>> a, b = LogSink(d), LogSink(d)  # two replicas on one shared folder
->>> h = {"ce-id": "r1", "ce-inferenceservicename": "churn"}
+>>> h = {"ce-id": "e1", "ce-inferenceservicename": "churn", "ce-metadata": '{"X-Request-Id": ["mine"]}'}
 >>> a.receive({**h, "ce-type": "org.kubeflow.serving.inference.request"}, b'{"instances": [{"x": 1.0}]}')
 (202, {'stored': 'request'})
->>> b.receive({**h, "ce-type": "org.kubeflow.serving.inference.response"}, b'{"predictions": [0.7], "model_version": "4"}')
+>>> b.receive({**h, "ce-type": "org.kubeflow.serving.inference.response"}, b'{"predictions": [0.7], "model_version": "4", "id": "s1"}')
 (202, {'stored': 'response'})
 >>> a.close(); b.close()
->>> read_log(d, "churn")[["request_id", "model_version", "x", "prediction"]].to_dict("records")
-[{'request_id': 'r1', 'model_version': '4', 'x': 1.0, 'prediction': 0.7}]
+>>> read_log(d, "churn")[["request_id", "client_request_id", "model_version", "x", "prediction"]].to_dict("records")
+[{'request_id': 's1', 'client_request_id': 'mine', 'model_version': '4', 'x': 1.0, 'prediction': 0.7}]
 """
 
 from __future__ import annotations
@@ -51,13 +58,38 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import DataError
-from serving.prediction_log import PredictionLogger, check_model_name, pair_records
+from serving.prediction_log import (
+    PredictionLogger,
+    check_model_name,
+    client_request_id,
+    pair_records,
+)
 
 __all__ = ["LogSink", "create_app", "main", "pair_records"]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # one event body; KServe's logger posts one request or response
 MAX_PENDING_BYTES = 64 * 1024 * 1024  # accepted, not yet written (only grows while the disk fails)
 MAX_MODELS = 64  # one logger and one flusher thread each
+
+
+def metadata_request_id(metadata: str | None) -> str | None:
+    """The client's ``x-request-id`` from KServe's ``ce-metadata`` extension (a JSON object of
+    header name -> values), length-limited; None when absent or malformed.
+
+    >>> metadata_request_id('{"X-Request-Id": ["abc"]}'), metadata_request_id("not json"), metadata_request_id(None)
+    ('abc', None, None)
+    """
+    try:
+        parsed = json.loads(metadata) if metadata else None
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    for name, values in parsed.items():
+        if str(name).lower() == "x-request-id":
+            value = values[0] if isinstance(values, list) and values else values
+            return client_request_id(value)
+    return None
 
 
 def default_writer() -> str:
@@ -134,7 +166,7 @@ class LogSink:
             return 400, {"error": exc.problem, "fix": exc.fix}
         if self.pending_bytes + len(body) > self.max_pending_bytes:
             return 503, {"error": f"{self.pending_bytes} bytes are waiting for the disk", "last_error": logger.last_error}
-        logger.log_event(event_id, half, parsed, size=len(body))
+        logger.log_event(event_id, half, parsed, size=len(body), client_request_id=metadata_request_id(h.get("ce-metadata")))
         return 202, {"stored": half}
 
     def health(self) -> tuple[int, dict[str, Any]]:

@@ -6,10 +6,15 @@ processes (champion and challenger) can append to the same file without interlea
 
 What it guarantees (docs/reliability.md has the measured figures):
 
-- Server fields win. ``request_id``, ``timestamp``, ``model``, ``model_version`` and
-  ``prediction`` always come from the server; an instance key with one of those names is kept
-  as ``client_<name>`` (e.g. a client ``"timestamp": "garbage"`` becomes ``client_timestamp``
-  and never breaks reading the hour).
+- Server fields win. ``request_id``, ``timestamp``, ``model``, ``model_version``,
+  ``prediction`` and ``client_request_id`` always come from the server; an instance key with
+  one of those names is kept as ``client_<name>`` (prefixed again while that name is taken: an
+  instance ``"request_id"`` becomes ``client_client_request_id``), so a client
+  ``"timestamp": "garbage"`` becomes ``client_timestamp`` and never breaks reading the hour.
+- Server request ids. The key of every record is an id the server made
+  (:func:`new_request_id`); the id a client sent (its ``x-request-id``) is kept, cut to
+  :data:`MAX_CLIENT_REQUEST_ID` characters, as the plain column ``client_request_id`` and is
+  never a key, a file name or a pairing id.
 - Nothing is lost on a write error. A failed or short write (disk full) puts the unwritten
   records back at the head of the buffer; the flusher retries with backoff, ``healthy`` turns
   False and ``last_error`` says why until a write lands. The buffer is bounded
@@ -44,6 +49,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import threading
 import time
@@ -58,13 +64,40 @@ from components.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-RESERVED = ("request_id", "timestamp", "model", "model_version", "prediction")
+RESERVED = ("request_id", "timestamp", "model", "model_version", "prediction", "client_request_id")
 CLIENT_PREFIX = "client_"  # an instance key that collides with a server field is kept under this prefix
+MAX_CLIENT_REQUEST_ID = 128  # characters of a client's x-request-id kept in client_request_id
 FSYNC_POLICIES = ("none", "interval", "always")
 _MARKER = '{"request_id":'  # every record starts with it (json.dumps keeps key order)
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
 _log = logging.getLogger(__name__)
 _write = os.write  # one indirection so fault tests can make the disk "full"
+
+
+def new_request_id() -> str:
+    """A fresh server-side request id: 32 hex digits, a millisecond clock then 80 random bits,
+    so ids sort by creation time and never repeat in practice.
+
+    >>> a, b = new_request_id(), new_request_id()
+    >>> len(a), a != b, all(c in "0123456789abcdef" for c in a)
+    (32, True, True)
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def client_request_id(value: Any) -> str | None:
+    """The client's request id as logged: a non-empty string cut to
+    :data:`MAX_CLIENT_REQUEST_ID` characters with non-printable characters as ``?``; None
+    when there is none. It is data, never a key.
+
+    >>> client_request_id("../x"), client_request_id(""), client_request_id(None)
+    ('../x', None, None)
+    >>> len(client_request_id("a" * 10_000)), client_request_id("ok" + chr(10) + "no")
+    (128, 'ok?no')
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    return "".join(ch if ch.isprintable() else "?" for ch in value[:MAX_CLIENT_REQUEST_ID])
 
 
 def check_model_name(model: str, what: str = "model name") -> str:
@@ -137,9 +170,16 @@ def remove_expired(log_dir: str | Path, model: str, retention_days: float, now: 
 def pair_records(request_id: str, request: dict[str, Any], response: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], float]]:
     """(request id, model version, instance, prediction) for each instance of a v1 or v2 exchange.
 
-    >>> pair_records("r1", {"instances": [{"x": 1.0}, {"x": 2.0}]}, {"predictions": [0.2, 0.9], "model_version": "4"})
-    [('r1-0', '4', {'x': 1.0}, 0.2), ('r1-1', '4', {'x': 2.0}, 0.9)]
+    The id is the one the predictor made and returned in the response body (``id``, v1 and
+    v2); ``request_id`` (the event's id) only keys a response without one.
+
+    >>> pair_records("e1", {"instances": [{"x": 1.0}, {"x": 2.0}]}, {"predictions": [0.2, 0.9], "model_version": "4", "id": "s9"})
+    [('s9-0', '4', {'x': 1.0}, 0.2), ('s9-1', '4', {'x': 2.0}, 0.9)]
+    >>> pair_records("e1", {"instances": [{"x": 1.0}]}, {"predictions": [0.2], "model_version": "4"})[0][0]
+    'e1'
     """
+    server_id = response.get("id")
+    request_id = server_id if isinstance(server_id, str) and server_id else request_id
     if "instances" in request:
         instances = list(request["instances"])
     else:  # v2: one named tensor per feature
@@ -234,20 +274,27 @@ class PredictionLogger:
         features: Mapping[str, Any],
         prediction: float,
         when: datetime | None = None,
+        client_request_id: str | None = None,
     ) -> None:
         """Queue one record (features may include pass-through keys such as the entity id; do not
-        mutate the mapping afterwards: it is serialised later, in the flusher thread)."""
+        mutate the mapping afterwards: it is serialised later, in the flusher thread).
+        ``request_id`` is the server's id; ``client_request_id`` the id the client sent, if any."""
         record = {"request_id": str(request_id), "timestamp": None, "model": self.model, "model_version": str(model_version),
                   "features": features, "prediction": float(prediction)}
+        if client_request_id is not None:
+            record["client_request_id"] = str(client_request_id)
         self._queue(when or datetime.now(UTC), record, 0)
 
-    def log_event(self, request_id: str, half: str, body: Mapping[str, Any], size: int = 0, when: datetime | None = None) -> None:
+    def log_event(self, request_id: str, half: str, body: Mapping[str, Any], size: int = 0, when: datetime | None = None,
+                  client_request_id: str | None = None) -> None:
         """Queue one half of a request/response exchange (``half`` "request" | "response");
-        :func:`read_log` pairs the halves by ``request_id``. ``size`` (the body's bytes) counts
-        towards :attr:`pending_bytes` until written."""
+        :func:`read_log` pairs the halves by ``request_id`` (the event id). ``size`` (the body's
+        bytes) counts towards :attr:`pending_bytes` until written."""
         if half not in ("request", "response"):
             raise DataError(f"half {half!r} is not 'request' or 'response'", fix="pass the CloudEvent's kind")
         record = {"request_id": str(request_id), "timestamp": None, "model": self.model, "half": half, "body": body}
+        if client_request_id is not None:
+            record["client_request_id"] = str(client_request_id)
         self._queue(when or datetime.now(UTC), record, size)
 
     def _queue(self, when: datetime, record: dict[str, Any], size: int) -> None:
@@ -428,9 +475,18 @@ def _records(line: str) -> tuple[list[dict[str, Any]], int]:
 
 
 def _row(rec: dict[str, Any], features: Mapping[str, Any]) -> dict[str, Any]:
+    """One log row: the server fields of ``rec``, then the instance's keys; a key that is taken
+    (a server field, or an earlier renamed key) gets ``client_`` in front until it is free.
+
+    >>> _row({"request_id": "s1", "client_request_id": "c1"}, {"request_id": "evil", "client_request_id": "x"})["client_client_request_id"]
+    'evil'
+    """
     row = {k: rec.get(k) for k in RESERVED}
     for key, value in features.items():
-        row[f"{CLIENT_PREFIX}{key}" if key in RESERVED else key] = value  # server fields win
+        name = str(key)
+        while name in row:  # server fields win; nothing the client sent is dropped
+            name = f"{CLIENT_PREFIX}{name}"
+        row[name] = value
     return row
 
 
@@ -440,11 +496,14 @@ def read_log(
     start: datetime | str | None = None,
     end: datetime | str | None = None,
 ) -> pd.DataFrame:
-    """Read a model's log as one row per prediction: request_id, timestamp (UTC), model,
-    model_version, prediction and one column per logged feature. ``end`` is exclusive.
+    """Read a model's log as one row per prediction: request_id (the server's id), timestamp
+    (UTC), model, model_version, prediction, client_request_id (None when the client sent no
+    id) and one column per logged feature. ``end`` is exclusive.
 
-    Request and response halves written by the log sink are paired by id (a half whose partner
-    is not there yet is left out and counted in ``attrs["unpaired_halves"]``). Torn or corrupt
+    Request and response halves written by the log sink are paired by event id (a half whose
+    partner is not there yet is left out and counted in ``attrs["unpaired_halves"]``; an event
+    id that carries two different requests or responses cannot be paired safely and is left
+    out, counted in ``attrs["conflicting_events"]``). Torn or corrupt
     lines and records without a valid server timestamp are skipped and counted in
     ``attrs["skipped_lines"]``.
     """
@@ -454,6 +513,7 @@ def read_log(
     lo, hi = _parse_time(start), _parse_time(end)
     rows: list[dict[str, Any]] = []
     halves: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    conflicts: set[str] = set()
     skipped = 0
     for path in sorted(root.glob("*/*.jsonl")):
         hour = _hour_of(path)
@@ -474,13 +534,18 @@ def read_log(
             skipped += bad
             for rec in recs:
                 if "half" in rec:
-                    halves[str(rec.get("request_id"))].setdefault(str(rec["half"]), rec)  # a resent half counts once
+                    event, half = str(rec.get("request_id")), str(rec["half"])
+                    seen = halves[event].setdefault(half, rec)  # a resent half counts once
+                    if seen is not rec and seen.get("body") != rec.get("body"):
+                        conflicts.add(event)  # two exchanges under one event id: which halves belong together is unknown
                 elif isinstance(rec.get("features", {}), dict):
                     rows.append(_row(rec, rec.get("features", {})))
                 else:
                     skipped += 1
     unpaired = 0
     for rid, pair in halves.items():
+        if rid in conflicts:
+            continue
         if len(pair) < 2:
             unpaired += 1
             continue
@@ -492,7 +557,8 @@ def read_log(
             continue
         for request_id, version, instance, prediction in pairs:
             rows.append(_row({"request_id": request_id, "timestamp": req.get("timestamp"), "model": req.get("model"),
-                              "model_version": version, "prediction": prediction}, instance))
+                              "model_version": version, "prediction": prediction,
+                              "client_request_id": req.get("client_request_id") or resp.get("client_request_id")}, instance))
     columns = list(RESERVED)
     df = pd.DataFrame(rows, columns=columns + sorted({k for r in rows for k in r} - set(columns)))
     df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True, format="ISO8601", errors="coerce")
@@ -503,7 +569,7 @@ def read_log(
     if hi is not None:
         df = df[df["timestamp"] < hi]
     df = df.sort_values("timestamp", kind="stable").reset_index(drop=True)
-    df.attrs.update(skipped_lines=skipped + bad_time, unpaired_halves=unpaired)
+    df.attrs.update(skipped_lines=skipped + bad_time, unpaired_halves=unpaired, conflicting_events=len(conflicts))
     if skipped + bad_time:
         _log.warning("prediction log %s: skipped %d torn or corrupt records", model, skipped + bad_time)
     return df

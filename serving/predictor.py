@@ -8,6 +8,12 @@ Protocol) REST endpoints through ``kserve.ModelServer``, rejects malformed reque
 log (:mod:`serving.prediction_log`) and counts requests, errors, latency and predictions
 per model version for ``/metrics`` (:mod:`serving.metrics`).
 
+Every request gets an id made here (:func:`serving.prediction_log.new_request_id`): it keys
+the log record (``<id>-<i>`` per row of a batch), comes back in the ``x-request-id`` response
+header and as ``id`` in the v1 and v2 response bodies. A client's own ``x-request-id`` is only
+logged, cut to 128 characters, as ``client_request_id``: two clients sending the same id get
+two records, and no client can overwrite or claim another request's record or label.
+
 ``python -m serving.predictor --model-name churn --model-uri models:/churn@champion
 --http-port 8080 --log-dir logs`` runs it; :func:`main` only wires arguments.
 ``--inject-latency-ms`` and ``--inject-error-rate`` are explicit test hooks for the canary
@@ -24,12 +30,12 @@ import asyncio
 import random
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from components.model_uri import parse_model_uri
 from serving.model_loading import resolve_version, schema_of
+from serving.prediction_log import client_request_id, new_request_id
 from serving.schema import FeatureSchema
 from serving.server import (
     DEFAULT_MAX_BATCH,
@@ -113,12 +119,14 @@ class MlflowPredictor(KServeModel):  # type: ignore[misc,valid-type]
         return rows, logged, True
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None) -> Any:
-        """Validate, predict, log; v1 returns {"predictions": [...]}, v2 an InferResponse."""
+        """Validate, predict, log under a server-made id; v1 returns {"predictions", "model_version",
+        "id"}, v2 an InferResponse whose ``id`` is that id; the ``x-request-id`` header carries it too."""
         import pandas as pd
         from kserve.errors import InvalidInput
 
         start = time.perf_counter()
-        request_id = (headers or {}).get("x-request-id") or uuid.uuid4().hex
+        request_id = new_request_id()  # never the client's: a client id could collide with or overwrite another record
+        client_id = client_request_id((headers or {}).get("x-request-id"))
         try:
             rows, logged, is_v2 = self._rows(payload)
         except ValueError as exc:
@@ -136,12 +144,12 @@ class MlflowPredictor(KServeModel):  # type: ignore[misc,valid-type]
             raise
         if self._logger is not None:
             for i, (row, p) in enumerate(zip(logged, predictions, strict=True)):
-                self._logger.log(request_id if len(rows) == 1 else f"{request_id}-{i}", self.version, row, p)
+                self._logger.log(request_id if len(rows) == 1 else f"{request_id}-{i}", self.version, row, p, client_request_id=client_id)
         self.metrics.observe(self.name, self.version, time.perf_counter() - start, predictions)
         if response_headers is not None:
             response_headers.update({"x-request-id": request_id, "x-model-version": self.version})
         if not is_v2:
-            return {"predictions": predictions, "model_version": self.version}
+            return {"predictions": predictions, "model_version": self.version, "id": request_id}
         from kserve import InferOutput, InferResponse
 
         out = InferOutput(name="predictions", shape=[len(predictions)], datatype="FP64", data=predictions)

@@ -121,7 +121,8 @@ def create_app(champion: str, challenger: str | None = None, percent: int = 0, t
                 last_exc = exc
                 continue
             out = {k: v for k, v in upstream.headers.items() if k.lower() in FORWARD_RESPONSE_HEADERS}
-            out.update({"x-served-by": name, "x-request-id": request_id, "x-router-retries": str(tried)})
+            out.update({"x-served-by": name, "x-router-retries": str(tried)})
+            out.setdefault("x-request-id", request_id)  # the predictor's own id (its log key) passes through
             return Response(upstream.content, status_code=upstream.status_code, headers=out)
         return JSONResponse({"error": f"no model server reachable: {last_exc}"}, status_code=503, headers={"x-request-id": request_id})
 

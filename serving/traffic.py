@@ -1,9 +1,11 @@
 """Replay labelled rows through a model endpoint: the one traffic replayer.
 
-Each request is a KServe v1 ``predict`` call with its own ``x-request-id``; the labels of
-the rows it carried are kept by request id, so the delayed-label join
-(:meth:`ReplayTraffic.labels`, :func:`serving.prediction_log.join_labels`) works exactly as
-it would with real feedback. Two ways to drive it:
+Each request is a KServe v1 ``predict`` call with its own ``x-request-id`` (the predictor
+logs it as ``client_request_id`` only); the labels of the rows it carried are kept by the id
+the server returned (the ``x-request-id`` response header, else the body's ``id``), which
+keys the prediction log, so the delayed-label join (:meth:`ReplayTraffic.labels`,
+:func:`serving.prediction_log.join_labels`) works exactly as it would with real feedback. A
+request that got no answer has no label entry. Two ways to drive it:
 
 - in the background (:meth:`~ReplayTraffic.start` / :meth:`~ReplayTraffic.stop`, or
   ``with``): threads post single rows round-robin until stopped (``driftloop rollout
@@ -11,15 +13,15 @@ it would with real feedback. Two ways to drive it:
 - synchronously (:meth:`~ReplayTraffic.send`): post a frame in requests of ``batch`` rows
   and return the logged request ids (the demo's compressed-time replay).
 
-A batched request's rows are logged as ``<id>-<i>``, a single row as ``<id>`` (the
-predictor's convention), and so are their labels.
+A batched request's rows are logged as ``<server id>-<i>``, a single row as ``<server id>``
+(the predictor's convention), and so are their labels.
 
 >>> import pandas as pd
 >>> r = ReplayTraffic("http://127.0.0.1:1", "churn", pd.DataFrame({"x": [1.0, None], "y": [1, 0]}), ["x"], label="y")
 >>> r.instance(0), r.instance(1)
 ({'x': 1.0}, {'x': None})
->>> r.send(r.frame, "a", batch=2)  # nothing listens on port 1: the request fails, the replay goes on
-['a-0-0', 'a-0-1']
+>>> r.send(r.frame, "a", batch=2)  # nothing listens on port 1: the request fails, nothing is logged
+[]
 >>> r.sent, r.failed, len(r.labels())
 (1, 1, 0)
 """
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
 
 
 class Reply(NamedTuple):
-    """One replayed request: its id, HTTP status (-1: no answer), the arm that served it and its label."""
+    """One replayed request: the id the server returned (the id sent when none came back), HTTP
+    status (-1: no answer), the arm that served it and its label."""
 
     request_id: str
     status: int
@@ -51,7 +54,8 @@ class ReplayTraffic:
 
     ``columns`` are sent as the instance (extra keys such as the entity or segment are
     logged by the predictor, not given to the model); ``label`` and ``label_columns`` (e.g.
-    ``label_timestamp``, the entity) are kept per request id for :meth:`labels`.
+    ``label_timestamp``, the entity) are kept per logged request id (the server's) for
+    :meth:`labels`.
     """
 
     def __init__(self, url: str, model: str, frame: pd.DataFrame, columns: list[str], label: str | None = None,
@@ -88,48 +92,53 @@ class ReplayTraffic:
         """The request instance of row ``i`` of the replayed frame."""
         return dict(self.rows[i])
 
-    def _label_rows(self, frame: pd.DataFrame, ids: list[str]) -> list[dict[str, Any]]:
+    def _label_values(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """The label columns of each row of ``frame`` (no ids yet: the server gives them)."""
         if not self.label_columns:
-            return []
-        return [{"request_id": rid, **{k: _plain(v) for k, v in row.items()}}
-                for rid, row in zip(ids, frame[self.label_columns].to_dict("records"), strict=True)]
+            return [{} for _ in range(len(frame))]
+        return [{k: _plain(v) for k, v in row.items()} for row in frame[self.label_columns].to_dict("records")]
 
     # -- sending ------------------------------------------------------------------------
-    def _post(self, client: Any, rid: str, instances: list[dict[str, Any]], labels: list[dict[str, Any]]) -> bool:
+    def _post(self, client: Any, rid: str, instances: list[dict[str, Any]], labels: list[dict[str, Any]]) -> list[str]:
+        """Post one request (``rid`` is only the client id we send) and keep its labels under the
+        ids the server logged; returns those ids (none when the request failed)."""
         import httpx
 
+        server_id = None
         try:
             r = client.post(f"{self.url}/v1/models/{self.model}:predict", json={"instances": instances}, headers={"x-request-id": rid})
             status, served = r.status_code, r.headers.get("x-served-by", "")
+            if status == 200:
+                server_id = r.headers.get("x-request-id") or _body_id(r)
         except httpx.HTTPError:  # a refused connection counts as a failed request, the replay goes on
             status, served = -1, ""
+        ids = ([server_id] if len(instances) == 1 else [f"{server_id}-{i}" for i in range(len(instances))]) if server_id else []
         label = labels[0].get(self.label) if len(labels) == 1 and self.label else None
         with self._lock:
-            self.results.append(Reply(rid, status, served, label))
-            if status == 200:
-                self._labels.extend(labels)
-        return status == 200
+            self.results.append(Reply(server_id or rid, status, served, label))
+            if ids and self.label_columns:
+                self._labels.extend({"request_id": i, **row} for i, row in zip(ids, labels, strict=True))
+        return ids
 
     def send(self, rows: pd.DataFrame, prefix: str, batch: int = 1, workers: int | None = None) -> list[str]:
         """Post ``rows`` in requests of ``batch`` instances and wait for every answer.
 
-        Returns the ids the prediction log uses for the rows (``<prefix>-<n>`` per request,
-        ``-<i>`` per row when a request carries several).
+        Returns the ids the prediction log uses for the rows that were answered, in order: the
+        server's id per request, ``-<i>`` per row when a request carries several. ``prefix``
+        names the client ids sent (``<prefix>-<n>``), which the log keeps as
+        ``client_request_id`` only.
         """
         import httpx
 
         if self._client is None:
             self._client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=(workers or self.threads) * 2))
-        jobs, ids = [], []
+        jobs = []
         for n, start in enumerate(range(0, len(rows), batch)):
             chunk = rows.iloc[start:start + batch]
-            rid = f"{prefix}-{n}"
-            row_ids = [rid] if len(chunk) == 1 else [f"{rid}-{i}" for i in range(len(chunk))]
-            ids.extend(row_ids)
-            jobs.append((rid, self._records(chunk), self._label_rows(chunk, row_ids)))
+            jobs.append((f"{prefix}-{n}", self._records(chunk), self._label_values(chunk)))
         with ThreadPoolExecutor(workers or self.threads) as pool:
-            list(pool.map(lambda job: self._post(self._client, *job), jobs))
-        return ids
+            answered = list(pool.map(lambda job: self._post(self._client, *job), jobs))
+        return [i for ids in answered for i in ids]
 
     def _run(self) -> None:
         import httpx
@@ -139,7 +148,7 @@ class ReplayTraffic:
                 with self._lock:
                     i = self._next = (self._next + 1) % len(self.rows)
                 rid = uuid.uuid4().hex
-                self._post(client, rid, [self.instance(i)], [{"request_id": rid, **self._row_labels[i]}] if self.label_columns else [])
+                self._post(client, rid, [self.instance(i)], [self._row_labels[i]])
                 if self.rate_per_thread:
                     time.sleep(1.0 / self.rate_per_thread)
 
@@ -191,6 +200,16 @@ class ReplayTraffic:
         """Every request that did not answer 200."""
         with self._lock:
             return [r for r in self.results if r.status != 200]
+
+
+def _body_id(response: Any) -> str | None:
+    """The ``id`` of a JSON response body (the predictor puts its id there too), else None."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    found = body.get("id") if isinstance(body, dict) else None
+    return found if isinstance(found, str) and found else None
 
 
 def _plain(value: Any) -> Any:

@@ -87,6 +87,28 @@ def test_one_logger_and_one_thread_per_model(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
+def test_rows_are_keyed_by_the_predictors_id_and_keep_the_client_id(tmp_path: Path) -> None:
+    hostile = ["same", "same", "../x", "a" * 10_000, "ünïcödé ✓"]
+    with in_process(tmp_path) as client:
+        for n, client_id in enumerate(hostile):
+            meta = {"ce-metadata": json.dumps({"X-Request-Id": [client_id]})}
+            for kind, body in (("request", REQ), ("response", {**RESP, "id": f"server-{n}"})):
+                headers, content = event(kind, f"event-{n}", body)
+                assert client.post("/", headers={**headers, **meta}, content=content).status_code == 202
+        headers, content = event("request", "no-meta", REQ)  # no metadata: no client id, still logged
+        client.post("/", headers={**headers, "ce-metadata": "not json"}, content=content)
+        headers, content = event("response", "no-meta", {**RESP, "id": "server-9"})
+        client.post("/", headers=headers, content=content)
+    df = read_log(tmp_path / "log", "churn").set_index("request_id")
+    assert sorted(df.index) == [f"server-{n}" for n in (0, 1, 2, 3, 4, 9)]  # the two "same" requests are two records
+    assert df.loc["server-0", "client_request_id"] == df.loc["server-1", "client_request_id"] == "same"
+    assert df.loc["server-2", "client_request_id"] == "../x" and df.loc["server-3", "client_request_id"] == "a" * 128
+    assert df.loc["server-4", "client_request_id"] == "ünïcödé ✓" and df.loc["server-9", "client_request_id"] is None
+    assert set(df["prediction"]) == {0.3} and set(df["customer_id"]) == {5}
+    assert [p.parent.parent.name for p in (tmp_path / "log").rglob("*.jsonl")] == ["churn"]  # no file named after a client id
+
+
+@pytest.mark.unit
 def test_oversized_bodies_get_413_with_a_json_error(tmp_path: Path) -> None:
     with in_process(tmp_path, max_body_bytes=100) as client:
         headers, content = event("request", "big", {"instances": [{"x": "y" * 200}]})

@@ -12,7 +12,14 @@ import pandas as pd
 import pytest
 
 from components.errors import DataError
-from serving.prediction_log import PredictionLogger, join_labels, read_log
+from serving.prediction_log import (
+    MAX_CLIENT_REQUEST_ID,
+    PredictionLogger,
+    client_request_id,
+    join_labels,
+    new_request_id,
+    read_log,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -73,16 +80,29 @@ def test_join_by_request_id_and_by_entity_time(tmp_path: Path) -> None:
 
 def test_server_fields_win_over_client_keys(tmp_path: Path) -> None:
     log = PredictionLogger(tmp_path, "m")
-    client = {"x": 1.0, "request_id": "evil", "model_version": "99", "prediction": 1.0, "timestamp": "garbage", "model": "other"}
-    log.log("r1", "3", client, 0.25, when=T0)
+    client = {"x": 1.0, "request_id": "evil", "client_request_id": "forged", "model_version": "99", "prediction": 1.0,
+              "timestamp": "garbage", "model": "other"}
+    log.log("r1", "3", client, 0.25, when=T0, client_request_id="sent-by-client")
     log.log("r2", "3", {"x": 2.0}, 0.5, when=T0 + timedelta(minutes=1))
     log.close()
     df = read_log(tmp_path, "m")
     assert list(df["request_id"]) == ["r1", "r2"] and list(df["model_version"]) == ["3", "3"]
     assert list(df["prediction"]) == [0.25, 0.5] and set(df["model"]) == {"m"}
     assert df["timestamp"].iloc[0] == pd.Timestamp(T0)
-    # the client's values are kept under the prefix, not lost
-    assert df.loc[0, ["client_request_id", "client_model_version", "client_timestamp", "client_model"]].tolist() == ["evil", "99", "garbage", "other"]
+    # client_request_id is the server's record of the header, a plain column: an instance key cannot set it
+    assert df.loc[0, "client_request_id"] == "sent-by-client" and df.loc[1, "client_request_id"] is None
+    # the client's values are kept under the prefix (again while the name is taken), not lost
+    kept = ["client_client_request_id", "client_client_client_request_id", "client_model_version", "client_timestamp", "client_model"]
+    assert df.loc[0, kept].tolist() == ["evil", "forged", "99", "garbage", "other"]
+
+
+def test_server_ids_are_fresh_and_client_ids_are_only_limited_data() -> None:
+    ids = [new_request_id() for _ in range(2000)]
+    assert len(set(ids)) == 2000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert [i[:12] for i in ids] == sorted(i[:12] for i in ids)  # ids sort by creation time (the millisecond prefix)
+    assert client_request_id("x" * 10_000) == "x" * MAX_CLIENT_REQUEST_ID
+    assert client_request_id("../x") == "../x" and client_request_id("héllo✓") == "héllo✓"
+    assert client_request_id("a\r\nb\x00") == "a??b?" and client_request_id("") is None and client_request_id(7) is None
 
 
 def test_a_bad_timestamp_record_is_skipped_not_the_hour(tmp_path: Path) -> None:
@@ -245,6 +265,26 @@ def test_halves_are_paired_by_id_across_writers_and_hours(tmp_path: Path) -> Non
     assert list(df["model_version"]) == ["", "5", "5"] and df.attrs["unpaired_halves"] == 1
     # an hour filter keeps the pair whose response landed in the next hour's file
     assert list(read_log(tmp_path, "m", start=edge - timedelta(minutes=1), end=edge + timedelta(seconds=0.1))["request_id"]) == ["e1-0", "e1-1"]
+
+
+def test_sink_rows_are_keyed_by_the_server_id_not_the_event_id(tmp_path: Path) -> None:
+    log = PredictionLogger(tmp_path, "m", writer="sink-a")
+    # two exchanges whose clients sent the same x-request-id: two records, keyed by the predictor's ids
+    for event, server in (("e1", "s1"), ("e2", "s2")):
+        log.log_event(event, "request", {"instances": [{"x": 1.0}, {"x": 2.0}]}, when=T0, client_request_id="same")
+        log.log_event(event, "response", {"predictions": [0.1, 0.9], "model_version": "5", "id": server}, when=T0)
+    # a client that chose the event id of another exchange: which request belongs to which
+    # response is unknown, so neither is logged (rather than a wrong prediction under a label)
+    log.log_event("e3", "request", {"instances": [{"x": 3.0}]}, when=T0)
+    log.log_event("e3", "response", {"predictions": [0.3], "model_version": "5", "id": "s3"}, when=T0)
+    log.log_event("e3", "request", {"instances": [{"x": 4.0}]}, when=T0)
+    log.log_event("e3", "response", {"predictions": [0.4], "model_version": "5", "id": "s4"}, when=T0)
+    log.close()
+    df = read_log(tmp_path, "m")
+    assert sorted(df["request_id"]) == ["s1-0", "s1-1", "s2-0", "s2-1"] and set(df["client_request_id"]) == {"same"}
+    assert df.attrs["conflicting_events"] == 1 and df.attrs["unpaired_halves"] == 0
+    labels = pd.DataFrame({"request_id": ["s2-1", "same"], "y": [1, 0]})
+    assert join_labels(df, labels)[["request_id", "y"]].to_dict("records") == [{"request_id": "s2-1", "y": 1}]
 
 
 def test_join_by_id_dedupes_ids() -> None:

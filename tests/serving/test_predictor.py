@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from serving_fixtures import MODEL, NUMERIC, make_data, predictor_process
@@ -28,6 +29,8 @@ def test_v1_v2_predict_log_and_metrics(start_predictor, store, tmp_path: Path) -
     r = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": rows[:1]}, headers={"x-request-id": "req-1"})
     assert r.status_code == 200, r.text
     assert r.headers["x-model-version"] == store.versions["good1"]
+    server_id = r.headers["x-request-id"]
+    assert server_id != "req-1" and r.json()["id"] == server_id  # the server's id, in the header and the body
     p1 = r.json()["predictions"]
     assert len(p1) == 1 and 0.0 <= p1[0] <= 1.0
     batch = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": rows}).json()["predictions"]
@@ -35,9 +38,11 @@ def test_v1_v2_predict_log_and_metrics(start_predictor, store, tmp_path: Path) -
     # v2 / Open Inference Protocol: one named input tensor per feature.
     inputs = [{"name": c, "shape": [20], "datatype": "FP64", "data": [r[c] for r in rows]} for c in NUMERIC]
     inputs.append({"name": "segment", "shape": [20], "datatype": "BYTES", "data": [r["segment"] for r in rows]})
-    v2 = httpx.post(f"{url}/v2/models/{MODEL}/infer", json={"inputs": inputs})
+    v2 = httpx.post(f"{url}/v2/models/{MODEL}/infer", json={"id": "client-v2", "inputs": inputs}, headers={"x-request-id": "req-1"})
     assert v2.status_code == 200, v2.text
     assert np.allclose(v2.json()["outputs"][0]["data"], batch)
+    v2_id = v2.headers["x-request-id"]
+    assert v2.json()["id"] == v2_id and v2_id not in (server_id, "req-1", "client-v2")
     # a better-than-chance model on fresh data
     labels = make_data(20, 5)["label"].to_numpy()
     assert ((np.array(batch) >= 0.5) == labels).mean() > 0.6
@@ -54,15 +59,56 @@ def test_v1_v2_predict_log_and_metrics(start_predictor, store, tmp_path: Path) -
     time.sleep(0.5)  # the logger flushes every 0.2 s
     log = read_log(log_dir, MODEL)
     assert len(log) == 41
-    first = log[log["request_id"] == "req-1"].iloc[0]
-    assert first["prediction"] == pytest.approx(p1[0]) and first["customer_id"] == 0
+    first = log[log["request_id"] == server_id].iloc[0]
+    assert first["prediction"] == pytest.approx(p1[0]) and first["customer_id"] == 0 and first["client_request_id"] == "req-1"
+    v2_rows = log[log["client_request_id"] == "req-1"]["request_id"]
+    assert sorted(v2_rows) == sorted([server_id, *(f"{v2_id}-{i}" for i in range(20))])
     assert set(log["model_version"]) == {store.versions["good1"]}
 
 
 @pytest.fixture(scope="module")
-def champion_url(store, tmp_path_factory: pytest.TempPathFactory):
-    with predictor_process(store, f"models:/{MODEL}@champion", tmp_path_factory.mktemp("log")) as url:
-        yield url
+def champion(store, tmp_path_factory: pytest.TempPathFactory):
+    log_dir = tmp_path_factory.mktemp("log")
+    with predictor_process(store, f"models:/{MODEL}@champion", log_dir) as url:
+        yield url, log_dir
+
+
+@pytest.fixture(scope="module")
+def champion_url(champion: tuple[str, Path]) -> str:
+    return champion[0]
+
+
+def test_request_ids_are_made_by_the_server_never_taken_from_the_client(champion: tuple[str, Path]) -> None:
+    from serving.prediction_log import join_labels
+
+    url, log_dir = champion
+    rows = _instances(3, seed=9)
+    hostile: list[str | bytes] = ["same", "same", "../x", "a" * 10_000, "ünïcödé ✓".encode()]
+    returned = []
+    for client_id in hostile:
+        r = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": rows[:1]}, headers={"x-request-id": client_id})
+        assert r.status_code == 200, r.text
+        returned.append(r.headers["x-request-id"])
+    batch = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": rows}, headers={"x-request-id": "same"})
+    batch_id = batch.headers["x-request-id"]
+    ids = [*returned, batch_id]
+    assert len(set(ids)) == len(ids) and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)  # fresh hex ids, none the client's
+    import time
+
+    time.sleep(0.5)  # the logger flushes every 0.2 s
+    log = read_log(log_dir, MODEL)
+    mine = log[log["request_id"].isin([*returned, *(f"{batch_id}-{i}" for i in range(3))])].set_index("request_id")
+    assert len(mine) == 8  # two clients sending "same" get two records; the batch keeps <id>-<i>
+    assert mine.loc[returned[0], "client_request_id"] == mine.loc[returned[1], "client_request_id"] == "same"
+    assert mine.loc[returned[2], "client_request_id"] == "../x" and mine.loc[returned[3], "client_request_id"] == "a" * 128
+    assert mine.loc[returned[4], "client_request_id"]  # kept as text (the header's bytes as the server decoded them)
+    assert list(mine.loc[[f"{batch_id}-{i}" for i in range(3)], "client_request_id"]) == ["same"] * 3
+    assert not log["request_id"].isin(["same", "../x"]).any()
+    assert {p.parent.parent.name for p in log_dir.rglob("*.jsonl")} == {MODEL}  # nothing written outside the model's folder
+    # the returned id finds the record and its label; a label under the client's id finds nothing
+    labels = pd.DataFrame({"request_id": [returned[1], "same"], "label": [1, 0]})
+    joined = join_labels(log, labels)
+    assert list(joined["request_id"]) == [returned[1]] and list(joined["label"]) == [1]
 
 
 @pytest.mark.parametrize(
