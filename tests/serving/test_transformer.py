@@ -46,7 +46,7 @@ def test_transformer_looks_up_features_and_forwards(tmp_path: Path) -> None:
             r = httpx.post(f"{url}/v1/models/churn:predict", json={"instances": [{"customer_id": 1}, {"customer_id": 7}]},
                            headers={"x-request-id": "tr-1"}, timeout=30)
             assert r.status_code == 200, r.text
-            preds = r.json()["predictions"]
+            preds, server_id = r.json()["predictions"], r.json()["id"]
             assert len(preds) == 2 and all(0 <= p <= 1 for p in preds)
             bad = httpx.post(f"{url}/v1/models/churn:predict", json={"instances": [{"customer_id": 1}, {"customer_id": 987654}]}, timeout=30)
             assert bad.status_code == 400 and "unknown customer_id [987654]" in bad.json()["error"]
@@ -57,5 +57,7 @@ def test_transformer_looks_up_features_and_forwards(tmp_path: Path) -> None:
             proc.wait(timeout=20)
             out.close()
     log = read_log(log_dir, "churn")
-    # the request id passed through the transformer; the entity id rides along for label joins
-    assert sorted(log["request_id"]) == ["tr-1-0", "tr-1-1"] and sorted(log["customer_id"]) == [1, 7]
+    # the predictor's id comes back through the transformer (body ``id``) and keys the log; the
+    # client's id passed through is only client_request_id; the entity id rides along for label joins
+    assert sorted(log["request_id"]) == [f"{server_id}-0", f"{server_id}-1"] and set(log["client_request_id"]) == {"tr-1"}
+    assert sorted(log["customer_id"]) == [1, 7]
