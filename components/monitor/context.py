@@ -18,7 +18,10 @@ from components.metrics import predicted_class
 from components.monitor.results import TestResult
 
 if TYPE_CHECKING:
+    from components.monitor.profile import ReferenceProfile, ScopeProfile
     from components.policy import Policy
+
+PROFILE_TYPES = ("feature_drift", "prediction_drift", "label_drift")  # the monitors a reference profile can serve
 
 PRED_LABEL = "_driftloop_pred_label"  # thresholded prediction, added for slicing
 
@@ -42,12 +45,57 @@ def window_summary(policy: Policy, df: pd.DataFrame) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class MonitorContext:
-    """The policy, both prepared windows and the champion's baseline metrics."""
+    """The policy, both prepared windows, the champion's baseline metrics and the reference profile, if any.
+
+    With a ``profile`` the drift monitors it covers (:meth:`uses_profile`) read the
+    reference's sorted columns and counts from it instead of ``ref``.
+    """
 
     policy: Policy
     ref: pd.DataFrame
     cur: pd.DataFrame
     baseline: dict[str, Any]
+    profile: ReferenceProfile | None = None
+
+    def _segments(self, m: Any) -> list[str | None]:
+        if m.segment is not None:
+            return [m.segment]
+        return [None, *(self.policy.segments.values if m.per_segment and self.policy.segments else [])]
+
+    def uses_profile(self, m: Any) -> bool:
+        """Whether monitor ``m`` runs on the reference profile: a drift monitor whose every scope and column it holds."""
+        if self.profile is None or m.type not in PROFILE_TYPES or getattr(m, "tabular", False) or getattr(m, "multivariate", None):
+            return False
+        p = self.policy
+        if m.type == "feature_drift":
+            features = m.features or p.all_features
+            numeric, categorical = [f for f in features if f in p.features], [f for f in features if f in p.categorical_features]
+        else:
+            numeric, categorical = ([p.prediction], []) if m.type == "prediction_drift" else ([], [p.label])
+        for seg in self._segments(m):
+            scope = self.profile.scope(seg)
+            if scope is None:
+                return False
+            if scope.rows == 0 or (m.type == "label_drift" and scope.labelled == 0):
+                continue  # insufficient data either way
+            if any(c not in scope.numeric for c in numeric) or any(c not in scope.categorical for c in categorical):
+                return False
+        return True
+
+    def profile_scope(self, m: Any, segment: str | None) -> ScopeProfile | None:
+        """The profiled reference of ``m``'s scope ``segment``, when ``m`` runs on the profile."""
+        return self.profile.scope(segment) if self.profile is not None and self.uses_profile(m) else None
+
+    def reference_values(self, m: Any, column: str, segment: str | None, categorical: bool) -> pd.Series:
+        """The reference's values of ``column`` in a scope (from the profile when ``m`` uses it), for plots."""
+        scope = self.profile_scope(m, segment)
+        if scope is None:
+            ref = self.ref if segment is None else self.segment_rows(self.ref, self.policy.segment_column, segment)
+            return ref[column]
+        if categorical:
+            counts = scope.categorical[column][0]
+            return pd.Series(np.repeat(np.array(list(counts), dtype=object), list(counts.values())))
+        return pd.Series(scope.numeric[column][0])
 
     def scopes(self, m: Any) -> list[tuple[str | None, pd.DataFrame, pd.DataFrame]]:
         """(segment, reference rows, current rows) for the whole window and/or each segment."""
