@@ -57,30 +57,9 @@ class MonitorContext:
     baseline: dict[str, Any]
     profile: ReferenceProfile | None = None
 
-    def _segments(self, m: Any) -> list[str | None]:
-        if m.segment is not None:
-            return [m.segment]
-        return [None, *(self.policy.segments.values if m.per_segment and self.policy.segments else [])]
-
     def uses_profile(self, m: Any) -> bool:
-        """Whether monitor ``m`` runs on the reference profile: a drift monitor whose every scope and column it holds."""
-        if self.profile is None or m.type not in PROFILE_TYPES or getattr(m, "tabular", False) or getattr(m, "multivariate", None):
-            return False
-        p = self.policy
-        if m.type == "feature_drift":
-            features = m.features or p.all_features
-            numeric, categorical = [f for f in features if f in p.features], [f for f in features if f in p.categorical_features]
-        else:
-            numeric, categorical = ([p.prediction], []) if m.type == "prediction_drift" else ([], [p.label])
-        for seg in self._segments(m):
-            scope = self.profile.scope(seg)
-            if scope is None:
-                return False
-            if scope.rows == 0 or (m.type == "label_drift" and scope.labelled == 0):
-                continue  # insufficient data either way
-            if any(c not in scope.numeric for c in numeric) or any(c not in scope.categorical for c in categorical):
-                return False
-        return True
+        """Whether monitor ``m`` runs on the reference profile (:func:`profile_serves`)."""
+        return self.profile is not None and profile_serves(self.policy, self.profile, m)
 
     def profile_scope(self, m: Any, segment: str | None) -> ScopeProfile | None:
         """The profiled reference of ``m``'s scope ``segment``, when ``m`` runs on the profile."""
@@ -140,6 +119,36 @@ class MonitorContext:
 
         value = compute_metrics(ref[self.policy.label].astype(int).to_numpy(), ref[self.policy.prediction].to_numpy()).get(metric)
         return None if value is None or not np.isfinite(value) else float(value)
+
+
+def profile_serves(policy: Policy, profile: ReferenceProfile, m: Any) -> bool:
+    """Whether a reference profile holds what monitor ``m`` reads from the reference: every scope and column.
+
+    Feature (without ``tabular`` or ``multivariate``), prediction and label drift can run
+    on one; the other monitors need the reference rows.
+    """
+    if m.type not in PROFILE_TYPES or getattr(m, "tabular", False) or getattr(m, "multivariate", None):
+        return False
+    if m.type == "feature_drift":
+        features = m.features or policy.all_features
+        numeric, categorical = [f for f in features if f in policy.features], [f for f in features if f in policy.categorical_features]
+    else:
+        numeric, categorical = ([policy.prediction], []) if m.type == "prediction_drift" else ([], [policy.label])
+    segments = [m.segment] if m.segment is not None else [None, *(policy.segments.values if m.per_segment and policy.segments else [])]
+    for seg in segments:
+        scope = profile.scope(seg)
+        if scope is None:
+            return False
+        if scope.rows == 0 or (m.type == "label_drift" and scope.labelled == 0):
+            continue  # insufficient data either way
+        if any(c not in scope.numeric for c in numeric) or any(c not in scope.categorical for c in categorical):
+            return False
+    return True
+
+
+def profile_covers(policy: Policy, profile: ReferenceProfile) -> bool:
+    """Whether the profile serves every monitor of the policy (then no reference rows are needed)."""
+    return all(profile_serves(policy, profile, m) for m in policy.monitors)
 
 
 def insufficient(test: str, n: int, need: int, **labels: Any) -> TestResult:
