@@ -56,7 +56,12 @@ class ScoredWindows:
 
 def needs_registry(policy: Policy, reference: pd.DataFrame | None, current: pd.DataFrame) -> bool:
     """Whether the registered model must fill in a reference window or predictions."""
-    return reference is None or policy.prediction not in reference.columns or policy.prediction not in current.columns
+    if reference is None:
+        return True
+    from components.monitor.validate import required_columns
+
+    # only monitors that read the model's scores need them (feature drift alone does not)
+    return policy.prediction in required_columns(policy) and (policy.prediction not in reference.columns or policy.prediction not in current.columns)
 
 
 def score_windows(policy: Policy, reference: pd.DataFrame | None, current: pd.DataFrame, model_version: str | None = None,
@@ -87,7 +92,7 @@ def score_windows(policy: Policy, reference: pd.DataFrame | None, current: pd.Da
     if reference is None and need_reference:
         reference = registry.reference_sample(policy.model, version)
     frames = [f for f in (reference, current) if f is not None]
-    if any(policy.prediction not in f.columns for f in frames):
+    if needs_registry(policy, reference if reference is not None else current, current):
         model = registry.load(policy.model, version)
         scored = [f if policy.prediction in f.columns else f.assign(**{policy.prediction: model.predict(f[policy.all_features])}) for f in frames]
         reference, current = (scored[0], scored[1]) if reference is not None else (None, scored[0])
