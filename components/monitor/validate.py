@@ -123,8 +123,15 @@ def degenerate_reference(policy: Policy, reference: pd.DataFrame, current: pd.Da
     One label class, constant feature columns, or far fewer rows than the current window.
     """
     classes = sorted(pd.unique(reference[policy.label].dropna())) if policy.label in reference.columns else []
-    constant = [c for c in policy.all_features if c in reference.columns and reference[c].nunique(dropna=True) == 1]
+    constant = [c for c in policy.all_features if c in reference.columns and _single_value(reference[c])]
     return _degenerate(classes, constant, len(reference), len(current))
+
+
+def _single_value(series: pd.Series) -> bool:
+    """Whether the non-missing values are all one value (min == max for numbers: no hashing of a million floats)."""
+    if ptypes.is_numeric_dtype(series) and not ptypes.is_bool_dtype(series):
+        return bool(series.min() == series.max())  # NaN skipped; all NaN gives NaN != NaN
+    return series.nunique(dropna=True) == 1
 
 
 def profile_warnings(policy: Policy, profile: ReferenceProfile, current: pd.DataFrame) -> list[str]:
