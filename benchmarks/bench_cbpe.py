@@ -31,6 +31,7 @@ Usage: ``python benchmarks/bench_cbpe.py [--datasets churn,car_loan,...] [--no-p
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import math
@@ -50,6 +51,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import peer_venv  # noqa: E402
 from components.metrics import predicted_class  # noqa: E402
 from components.monitor.estimated import (  # noqa: E402
     estimate_check,
@@ -64,7 +66,8 @@ PUBLIC = ("car_loan", "employment_ma")
 NANNYML = "nannyml==0.13.1"
 # nannyml 0.13.1 imports statsmodels (plots/joy_plot.py) without declaring it; pyarrow reads our parquet
 PEER_PACKAGES = (NANNYML, "pyarrow", "statsmodels")
-PEER_VENV = ROOT / ".driftloop" / "bench-venvs" / "nannyml"
+PEER_VENV = peer_venv.venv_path("nannyml")
+ensure_peer_venv = functools.partial(peer_venv.ensure_peer_venv, packages=PEER_PACKAGES)  # (venv, python=...) -> (python | None, why)
 PEER_SCRIPT = ROOT / "benchmarks" / "peers" / "nannyml_cbpe.py"
 DATA_DIR = ROOT / ".driftloop" / "bench-data"
 OUT_DIR = ROOT / ".driftloop" / "bench"
@@ -247,31 +250,6 @@ def peer_frame(labels: Any, scores: Any, window: str | None = None) -> pd.DataFr
     return frame
 
 
-def ensure_peer_venv(venv: Path = PEER_VENV, python: str = "python3.11") -> tuple[Path | None, str]:
-    """The peer's python, creating the venv on first use; ``(None, why)`` when it cannot be had."""
-    exe = venv / "bin" / "python"
-    marker = venv / ".installed"  # what was installed; a changed package list reinstalls
-    wanted = " ".join(PEER_PACKAGES) + "\n"
-    if exe.exists() and marker.exists() and marker.read_text() == wanted:
-        return exe, ""
-    try:
-        if not exe.exists():
-            print(f"  creating the peer venv {venv} ({python} -m venv) ...", flush=True)
-            subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True, text=True, timeout=300)
-        print(f"  installing {', '.join(PEER_PACKAGES)} into it (first use only; a few minutes) ...", flush=True)
-        subprocess.run([str(exe), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True, capture_output=True, text=True, timeout=1800)
-    except FileNotFoundError:
-        return None, f"{python} not found: install Python 3.11 to run NannyML's CBPE next to ours"
-    except subprocess.CalledProcessError as exc:
-        tail = (exc.stderr or exc.stdout or "").strip().splitlines()[-1:] or ["no output"]
-        return None, f"could not set up {venv}: {' '.join(exc.cmd[:4])} ... failed: {tail[0]}"
-    except subprocess.TimeoutExpired:
-        return None, f"setting up {venv} took too long"
-    marker.write_text(wanted)
-    print("  peer venv ready", flush=True)
-    return exe, ""
-
-
 def estimate_peer(data: Dataset, python: Path | None, why: str = "") -> Estimates:
     """NannyML's CBPE on the same reference and windows, through the peer script in its venv."""
     out = Estimates("nannyml")
@@ -434,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown data set(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS + PUBLIC)}")
 
-    peer_python, why = (None, "skipped (--no-peer)") if args.no_peer else ensure_peer_venv()
+    peer_python, why = (None, "skipped (--no-peer)") if args.no_peer else ensure_peer_venv(PEER_VENV)
     if peer_python is None:
         print(f"  NannyML's CBPE will be missing: {why}", flush=True)
     loaders: dict[str, Callable[[], Dataset]] = {n: (lambda n=n: scenario_dataset(n)) for n in SCENARIOS}

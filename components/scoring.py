@@ -4,7 +4,11 @@ Data a monitor run reads may lack what the monitors need: a ``prediction`` colum
 features only), or a reference window. The registered model version (``champion`` unless
 one is named) fills both in: it scores the rows, its logged reference sample stands in for
 the reference window, and its baseline metrics feed the performance monitors. The
-``driftloop monitor`` command and the monitor pipeline's step both call
+reference profile registered with the version (sorted columns and counts of its reference
+sample, :mod:`components.monitor.profile`) serves the drift monitors whenever a version is
+named or the reference comes from the registry, so they neither read nor sort reference
+rows; a version registered without one falls back to the rows, with a note in the report.
+The ``driftloop monitor`` command and the monitor pipeline's step both call
 :func:`monitor_report`, so the laptop and the cluster score and monitor one way.
 
 >>> import pandas as pd
@@ -29,6 +33,7 @@ from components.settings import Settings
 if TYPE_CHECKING:
     import pandas as pd
 
+    from components.monitor.profile import ReferenceProfile
     from components.policy import Policy
 
 
@@ -38,10 +43,11 @@ class ScoredWindows:
 
     ``model_version`` is the resolved version number when the registry filled anything in
     (else whatever the caller passed); ``baseline`` the metrics the performance monitors
-    compare with; ``from_registry`` whether the registry was used.
+    compare with; ``from_registry`` whether the registry was used. ``reference`` is None
+    only when it was not needed (a registered profile serves every monitor).
     """
 
-    reference: pd.DataFrame
+    reference: pd.DataFrame | None
     current: pd.DataFrame
     model_version: str | None
     baseline: dict[str, Any] | None
@@ -50,20 +56,25 @@ class ScoredWindows:
 
 def needs_registry(policy: Policy, reference: pd.DataFrame | None, current: pd.DataFrame) -> bool:
     """Whether the registered model must fill in a reference window or predictions."""
-    return reference is None or policy.prediction not in reference.columns or policy.prediction not in current.columns
+    if reference is None:
+        return True
+    from components.monitor.validate import required_columns
+
+    # only monitors that read the model's scores need them (feature drift alone does not)
+    return policy.prediction in required_columns(policy) and (policy.prediction not in reference.columns or policy.prediction not in current.columns)
 
 
 def score_windows(policy: Policy, reference: pd.DataFrame | None, current: pd.DataFrame, model_version: str | None = None,
-                  settings: Settings | None = None, baseline: dict[str, Any] | None = None) -> ScoredWindows:
+                  settings: Settings | None = None, baseline: dict[str, Any] | None = None, need_reference: bool = True) -> ScoredWindows:
     """Complete the two windows from the registry when they lack predictions or a reference.
 
     ``model_version`` is a version number or alias (default ``champion``); a missing
     reference becomes that version's reference sample; rows without predictions are scored
     by it; ``baseline`` defaults to its registered baseline metrics. Windows that already
-    carry predictions pass through untouched (no registry is opened).
+    carry predictions pass through untouched (no registry is opened). ``need_reference=False``
+    leaves a missing reference missing (a registered profile stands in for it).
     """
-    if not needs_registry(policy, reference, current):
-        assert reference is not None
+    if not needs_registry(policy, reference if need_reference else current, current):
         return ScoredWindows(reference, current, model_version or None, baseline)
     from components.registry import CHAMPION, ModelRegistry
 
@@ -78,26 +89,63 @@ def score_windows(policy: Policy, reference: pd.DataFrame | None, current: pd.Da
         version = str(registry.resolve(policy.model, model_version or CHAMPION).version)  # the one version resolver
     except ConfigError as exc:
         raise DataError(f"{what}, and {exc.problem}", fix=f"pass a reference and data with predictions, or train and promote a model first ('driftloop train --policy {policy.model}')") from None
-    if reference is None:
+    if reference is None and need_reference:
         reference = registry.reference_sample(policy.model, version)
-    if policy.prediction not in reference.columns or policy.prediction not in current.columns:
+    frames = [f for f in (reference, current) if f is not None]
+    if needs_registry(policy, reference if reference is not None else current, current):
         model = registry.load(policy.model, version)
-        reference, current = (f if policy.prediction in f.columns else f.assign(**{policy.prediction: model.predict(f[policy.all_features])})
-                              for f in (reference, current))
+        scored = [f if policy.prediction in f.columns else f.assign(**{policy.prediction: model.predict(f[policy.all_features])}) for f in frames]
+        reference, current = (scored[0], scored[1]) if reference is not None else (None, scored[0])
     return ScoredWindows(reference, current, version, baseline if baseline is not None else registry.baseline_metrics(policy.model, version), True)
+
+
+def registered_profile(policy: Policy, model_version: str | None, settings: Settings) -> tuple[ReferenceProfile | None, str | None]:
+    """The reference profile registered with ``model_version`` (default champion), or None and why not.
+
+    ``(None, None)`` when there is no registry or no such version (scoring then says what is
+    missing, if anything is); ``(None, note)`` when the version was registered without a profile.
+    """
+    from components.registry import CHAMPION, ModelRegistry
+
+    uri = settings.mlflow_tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None, None
+    registry = ModelRegistry(settings)
+    try:
+        version = str(registry.resolve(policy.model, model_version or CHAMPION).version)
+    except ConfigError:
+        return None, None
+    profile = registry.reference_profile(policy.model, version)
+    if profile is None:
+        return None, (f"model {policy.model!r} version {version} has no registered reference profile (registered before profiles): "
+                      "the drift monitors profiled the reference rows instead; register the model again to store one")
+    return profile, None
 
 
 def monitor_report(policy: Policy, reference: pd.DataFrame | None, current: pd.DataFrame, model_version: str | None = None,
                    settings: Settings | None = None, baseline: dict[str, Any] | None = None,
-                   progress: Callable[[str], None] | None = None) -> Any:
+                   progress: Callable[[str], None] | None = None, profile: ReferenceProfile | None = None) -> Any:
     """Run the policy's monitors (components.monitor.engine) on the windows completed by :func:`score_windows`.
 
-    Returns the :class:`~components.monitor.results.MonitorReport` (with its decision).
+    The drift monitors run on ``profile`` when given, else on the registered version's
+    profile when a version is named or the reference comes from the registry
+    (:func:`registered_profile`); reference rows are fetched only for the monitors a profile
+    cannot serve. Returns the :class:`~components.monitor.results.MonitorReport` (with its decision).
     """
+    from components.monitor.context import profile_covers
     from components.monitor.engine import run_monitors
 
-    scored = score_windows(policy, reference, current, model_version, settings, baseline)
-    return run_monitors(policy, scored.reference, scored.current, baseline=scored.baseline, model_version=scored.model_version, progress=progress)
+    settings = settings or Settings.from_env()
+    note = None
+    if profile is None and (model_version or reference is None):
+        profile, note = registered_profile(policy, model_version, settings)
+    need_reference = profile is None or not profile_covers(policy, profile)
+    scored = score_windows(policy, reference, current, model_version, settings, baseline, need_reference=need_reference)
+    report = run_monitors(policy, scored.reference, scored.current, baseline=scored.baseline, model_version=scored.model_version,
+                          progress=progress, profile=profile)
+    if note:
+        report.warnings.append(note)
+    return report
 
 
 def monitor_metrics(report: Any) -> dict[str, float]:

@@ -18,7 +18,10 @@ from components.metrics import predicted_class
 from components.monitor.results import TestResult
 
 if TYPE_CHECKING:
+    from components.monitor.profile import ReferenceProfile, ScopeProfile
     from components.policy import Policy
+
+PROFILE_TYPES = ("feature_drift", "prediction_drift", "label_drift")  # the monitors a reference profile can serve
 
 PRED_LABEL = "_driftloop_pred_label"  # thresholded prediction, added for slicing
 
@@ -42,12 +45,36 @@ def window_summary(policy: Policy, df: pd.DataFrame) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class MonitorContext:
-    """The policy, both prepared windows and the champion's baseline metrics."""
+    """The policy, both prepared windows, the champion's baseline metrics and the reference profile, if any.
+
+    With a ``profile`` the drift monitors it covers (:meth:`uses_profile`) read the
+    reference's sorted columns and counts from it instead of ``ref``.
+    """
 
     policy: Policy
     ref: pd.DataFrame
     cur: pd.DataFrame
     baseline: dict[str, Any]
+    profile: ReferenceProfile | None = None
+
+    def uses_profile(self, m: Any) -> bool:
+        """Whether monitor ``m`` runs on the reference profile (:func:`profile_serves`)."""
+        return self.profile is not None and profile_serves(self.policy, self.profile, m)
+
+    def profile_scope(self, m: Any, segment: str | None) -> ScopeProfile | None:
+        """The profiled reference of ``m``'s scope ``segment``, when ``m`` runs on the profile."""
+        return self.profile.scope(segment) if self.profile is not None and self.uses_profile(m) else None
+
+    def reference_values(self, m: Any, column: str, segment: str | None, categorical: bool) -> pd.Series:
+        """The reference's values of ``column`` in a scope (from the profile when ``m`` uses it), for plots."""
+        scope = self.profile_scope(m, segment)
+        if scope is None:
+            ref = self.ref if segment is None else self.segment_rows(self.ref, self.policy.segment_column, segment)
+            return ref[column]
+        if categorical:
+            counts = scope.categorical[column][0]
+            return pd.Series(np.repeat(np.array(list(counts), dtype=object), list(counts.values())))
+        return pd.Series(scope.numeric[column][0])
 
     def scopes(self, m: Any) -> list[tuple[str | None, pd.DataFrame, pd.DataFrame]]:
         """(segment, reference rows, current rows) for the whole window and/or each segment."""
@@ -92,6 +119,36 @@ class MonitorContext:
 
         value = compute_metrics(ref[self.policy.label].astype(int).to_numpy(), ref[self.policy.prediction].to_numpy()).get(metric)
         return None if value is None or not np.isfinite(value) else float(value)
+
+
+def profile_serves(policy: Policy, profile: ReferenceProfile, m: Any) -> bool:
+    """Whether a reference profile holds what monitor ``m`` reads from the reference: every scope and column.
+
+    Feature (without ``tabular`` or ``multivariate``), prediction and label drift can run
+    on one; the other monitors need the reference rows.
+    """
+    if m.type not in PROFILE_TYPES or getattr(m, "tabular", False) or getattr(m, "multivariate", None):
+        return False
+    if m.type == "feature_drift":
+        features = m.features or policy.all_features
+        numeric, categorical = [f for f in features if f in policy.features], [f for f in features if f in policy.categorical_features]
+    else:
+        numeric, categorical = ([policy.prediction], []) if m.type == "prediction_drift" else ([], [policy.label])
+    segments = [m.segment] if m.segment is not None else [None, *(policy.segments.values if m.per_segment and policy.segments else [])]
+    for seg in segments:
+        scope = profile.scope(seg)
+        if scope is None:
+            return False
+        if scope.rows == 0 or (m.type == "label_drift" and scope.labelled == 0):
+            continue  # insufficient data either way
+        if any(c not in scope.numeric for c in numeric) or any(c not in scope.categorical for c in categorical):
+            return False
+    return True
+
+
+def profile_covers(policy: Policy, profile: ReferenceProfile) -> bool:
+    """Whether the profile serves every monitor of the policy (then no reference rows are needed)."""
+    return all(profile_serves(policy, profile, m) for m in policy.monitors)
 
 
 def insufficient(test: str, n: int, need: int, **labels: Any) -> TestResult:

@@ -22,6 +22,7 @@ import pandas as pd
 from components.errors import ConfigError, DataError
 from components.monitor._checks import as_1d, categorical_values, numeric_values, require_rows
 from components.monitor._correction import Score, check_settings, corrected_results
+from components.monitor.profile import ScopeProfile
 from components.monitor.reference_summary import ReferenceSummary, ks_from_sorted
 from components.monitor.results import TestResult
 from components.monitor.stattests import get_stattest
@@ -33,7 +34,7 @@ def _encode(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 
 
 def feature_drift(
-    reference: pd.DataFrame,
+    reference: pd.DataFrame | ScopeProfile,
     current: pd.DataFrame,
     numeric: list[str],
     categorical: list[str],
@@ -48,7 +49,9 @@ def feature_drift(
 
     Runs on the :class:`ReferenceSummary` fast path with exact p-values (scipy's, as
     alibi-detect's detectors compute them, without importing alibi-detect or TensorFlow);
-    ``tabular=True`` runs alibi-detect's TabularDrift instead. ``threshold`` in each result is the corrected per-feature threshold; ``details`` hold the
+    ``tabular=True`` runs alibi-detect's TabularDrift instead. ``reference`` may be a
+    registered profile's scope (:class:`~components.monitor.profile.ScopeProfile`): the
+    same results without sorting the reference again. ``threshold`` in each result is the corrected per-feature threshold; ``details`` hold the
     adjusted p-value and the NaN counts dropped from each side.
 
     >>> rng = np.random.default_rng(1)
@@ -60,8 +63,17 @@ def feature_drift(
     check_settings(p_value, correction)
     get_stattest(numeric_test, "num", result="p_value")
     get_stattest(categorical_test, "cat", result="p_value")
-    require_rows(reference, "reference")
     require_rows(current, "current")
+    if isinstance(reference, ScopeProfile):
+        if tabular:
+            raise ConfigError("tabular: true needs the reference rows, not a profile", fix="pass the reference window (--reference) or set tabular: false")
+        missing = [c for c in numeric if c not in reference.numeric] + [c for c in categorical if c not in reference.categorical]
+        if missing:
+            raise DataError(f"the reference profile has no column(s) {missing}", fix="pass the reference window (--reference) or rebuild the profile with the policy's columns")
+        summary = ReferenceSummary.from_sorted({c: reference.numeric[c] for c in numeric}, {c: reference.categorical[c] for c in categorical},
+                                               numeric_test, categorical_test, correction, p_value, exact=True)
+        return summary.test(current, segment)
+    require_rows(reference, "reference")
     if tabular:
         return _tabular_drift(reference, current, numeric, categorical, numeric_test, categorical_test, correction, p_value, segment)
     summary = ReferenceSummary.fit(reference, numeric, categorical, numeric_test, categorical_test, correction, p_value, exact=True)
@@ -113,27 +125,33 @@ def _tabular_drift(
     return corrected_results(scores, p_value, correction, segment, {"tabular": True})
 
 
-def prediction_drift(ref_scores: Any, cur_scores: Any, test: str = "ks", p_value: float = 0.05, segment: str | None = None) -> TestResult:
+def prediction_drift(ref_scores: Any, cur_scores: Any, test: str = "ks", p_value: float = 0.05, segment: str | None = None,
+                     column: str = "prediction") -> TestResult:
     """Drift of the model's output scores (KS or CVM), NaN dropped and counted.
+
+    ``ref_scores`` may be a profile's scope (its ``column`` holds the sorted scores).
 
     >>> rng = np.random.default_rng(2)
     >>> r = prediction_drift(rng.beta(2, 5, 400), rng.beta(3, 4, 400), p_value=0.01)
     >>> r.feature, r.drift
     ('prediction', True)
     """
-    ref = pd.DataFrame({"prediction": as_1d(ref_scores, "ref_scores")})
+    ref = ref_scores.column(column, "prediction") if isinstance(ref_scores, ScopeProfile) else pd.DataFrame({"prediction": as_1d(ref_scores, "ref_scores")})
     cur = pd.DataFrame({"prediction": as_1d(cur_scores, "cur_scores")})
     return feature_drift(ref, cur, ["prediction"], [], numeric_test=test, p_value=p_value, segment=segment)[0]
 
 
-def label_drift(ref_labels: Any, cur_labels: Any, test: str = "chi2", p_value: float = 0.05, segment: str | None = None) -> TestResult:
+def label_drift(ref_labels: Any, cur_labels: Any, test: str = "chi2", p_value: float = 0.05, segment: str | None = None,
+                column: str = "label") -> TestResult:
     """Drift of the label distribution (chi-squared, or Fisher's exact test for binary labels).
+
+    ``ref_labels`` may be a profile's scope (its ``column`` holds the labelled rows' counts).
 
     >>> r = label_drift([0] * 900 + [1] * 100, [0] * 800 + [1] * 200, p_value=0.01)
     >>> r.feature, r.drift
     ('label', True)
     """
-    ref = pd.DataFrame({"label": pd.Series(np.asarray(ref_labels).ravel())})
+    ref = ref_labels.column(column, "label") if isinstance(ref_labels, ScopeProfile) else pd.DataFrame({"label": pd.Series(np.asarray(ref_labels).ravel())})
     cur = pd.DataFrame({"label": pd.Series(np.asarray(cur_labels).ravel())})
     require_rows(cur, "current labels")
     return feature_drift(ref, cur, [], ["label"], categorical_test=test, p_value=p_value, segment=segment)[0]

@@ -25,35 +25,57 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from components.decision import decide
+from components.errors import DataError
 from components.monitor.budget import monitor_false_alarm_rate, policy_false_alarm_rate, stated_rate
 from components.monitor.context import MonitorContext, prepare_window, window_summary
 from components.monitor.results import MonitorReport
 from components.monitor.runners import RUNNERS
-from components.monitor.validate import validate_inputs
+from components.monitor.validate import profile_warnings, validate_inputs
 from components.policy import Policy
+
+if TYPE_CHECKING:
+    from components.monitor.profile import ReferenceProfile
 
 Progress = Callable[[str], None]
 
 
-def run_monitors(policy: Policy, reference: pd.DataFrame, current: pd.DataFrame, baseline: dict[str, Any] | None = None,
-                 model_version: str | None = None, progress: Progress | None = None) -> MonitorReport:
+def run_monitors(policy: Policy, reference: pd.DataFrame | None, current: pd.DataFrame, baseline: dict[str, Any] | None = None,
+                 model_version: str | None = None, progress: Progress | None = None, profile: ReferenceProfile | None = None) -> MonitorReport:
     """Run the policy's monitors and return the report with its decision.
 
     ``baseline`` holds the champion's metrics as the registry stores them
     (``{"overall": {metric: value}, "segments": {segment: {metric: value}}}``; a flat
     ``{metric: value}`` means overall); metrics it lacks are computed on the reference
     window, which carries predictions and labels too. ``progress`` is called with each
-    monitor's name as it finishes.
+    monitor's name as it finishes. ``profile`` (a registered
+    :class:`~components.monitor.profile.ReferenceProfile`) serves the drift monitors it covers
+    without touching the reference rows; ``reference`` may then be None when it covers every
+    monitor.
     """
-    warnings = validate_inputs(policy, reference, current)
-    ref = prepare_window(policy, reference)
-    cur = prepare_window(policy, current)
-    ctx = MonitorContext(policy, ref, cur, baseline or {})
+    if reference is None:
+        if profile is None:
+            raise DataError("no reference window and no reference profile", fix="pass --reference or a model version with a registered profile")
+        cur = prepare_window(policy, current)
+        ctx = MonitorContext(policy, cur.iloc[0:0], cur, baseline or {}, profile)
+        need_rows = [m.name for m in policy.monitors if not ctx.uses_profile(m)]
+        if need_rows:
+            raise DataError(f"monitors {need_rows} need the reference rows, which the reference profile does not hold",
+                            fix="pass the reference window too (--reference)")
+        warnings = validate_inputs(policy, None, current) + profile_warnings(policy, profile, current)
+        ref_window = profile.window
+    else:
+        warnings = validate_inputs(policy, reference, current)
+        ref = prepare_window(policy, reference)
+        cur = prepare_window(policy, current)
+        ctx = MonitorContext(policy, ref, cur, baseline or {}, profile)
+        ref_window = window_summary(policy, ref)
+    if profile is not None:
+        ref_window = {**ref_window, "profile_sha256": profile.sha256, "profiled_monitors": [m.name for m in policy.monitors if ctx.uses_profile(m)]}
     monitors: list[dict[str, Any]] = []
     for m in policy.monitors:
         entry = RUNNERS[m.type](ctx, m)
@@ -75,5 +97,5 @@ def run_monitors(policy: Policy, reference: pd.DataFrame, current: pd.DataFrame,
     return MonitorReport(
         model=policy.model, model_version=model_version, window=window, monitors=monitors,
         decision=decision.to_dict(), created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        reference_window=window_summary(policy, ref), warnings=warnings,
+        reference_window=ref_window, warnings=warnings,
     )

@@ -84,6 +84,19 @@ class PSIReference:
         object.__setattr__(ref, "counts", ref.bucket_counts(arr))
         return ref
 
+    @classmethod
+    def from_profile(cls, values: np.ndarray | dict[str, int], nan_count: int, bins: int = 10) -> PSIReference:
+        """The same buckets from a reference profile's column: sorted values, or ``{category: count}``.
+
+        >>> PSIReference.from_profile({"a": 3, "b": 1}, 2).counts.tolist()
+        [3, 1, 0]
+        """
+        if isinstance(values, dict):
+            ref = cls.fit(np.array(list(values), dtype=object), bins=bins, categorical=True)
+            counts = ref._category_counts(np.array(list(values), dtype=str), np.array(list(values.values()), dtype=np.int64))
+            return dataclasses.replace(ref, counts=counts, nan_count=nan_count)
+        return dataclasses.replace(cls.fit(values, bins=bins), nan_count=nan_count)
+
     @property
     def n(self) -> int:
         """Reference rows (NaN excluded)."""
@@ -102,15 +115,19 @@ class PSIReference:
     def bucket_counts(self, values: np.ndarray) -> np.ndarray:
         """Counts per bucket of already-cleaned values."""
         if self.categories is not None:
-            index = {c: i for i, c in enumerate(self.categories)}
-            other = len(self.categories) - 1
-            uniq, cnt = np.unique(np.asarray(values, dtype=str), return_counts=True)
-            out = np.zeros(len(self.categories), dtype=np.int64)
-            for u, c in zip(uniq.tolist(), cnt.tolist(), strict=True):
-                out[index.get(u, other)] += c
-            return out
+            return self._category_counts(*np.unique(np.asarray(values, dtype=str), return_counts=True))
         assert self.edges is not None
         return np.bincount(np.searchsorted(self.edges, values, side="left"), minlength=len(self.edges) + 1)
+
+    def _category_counts(self, categories: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Bucket counts from (category, count) pairs: a category the reference never saw goes to "other"."""
+        assert self.categories is not None
+        index = {c: i for i, c in enumerate(self.categories)}
+        other = len(self.categories) - 1
+        out = np.zeros(len(self.categories), dtype=np.int64)
+        for u, c in zip(categories.tolist(), counts.tolist(), strict=True):
+            out[index.get(u, other)] += c
+        return out
 
     def shares(self, counts: np.ndarray) -> np.ndarray:
         """Smoothed shares of ``counts`` (:func:`smoothed_shares`)."""

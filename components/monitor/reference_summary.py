@@ -1,10 +1,11 @@
 """The fast path for repeated monitoring: summarise the reference once, test many windows.
 
 :class:`ReferenceSummary` sorts each numeric reference column and counts each categorical
-one; each new window then costs one sort of its own columns, with the same KS /
-chi-squared / Fisher results as alibi-detect's detectors, without importing them (and
+one; each new window then costs one sort of its own columns, with the same KS / Cramer-von
+Mises / chi-squared / Fisher results as alibi-detect's detectors, without importing them (and
 TensorFlow with them). ``drift.feature_drift`` (what ``driftloop monitor`` runs) uses it with
-``exact=True``; other registered numeric tests (cvm) run on the sorted reference.
+``exact=True``; a registered :class:`~components.monitor.profile.ReferenceProfile` gives it
+the sorted columns without sorting them again (:meth:`ReferenceSummary.from_sorted`).
 
 >>> rng = np.random.default_rng(0)
 >>> ref = pd.DataFrame({"age": rng.normal(40, 10, 500), "plan": rng.choice(["a", "b"], 500)})
@@ -28,6 +29,14 @@ from components.monitor.results import TestResult
 from components.monitor.stattests import chi2_from_table, fet_from_table, get_stattest
 
 
+def tie_left(sorted_values: np.ndarray) -> np.ndarray | None:
+    """For sorted ``v``: the number of values < v[i] for each i, or None when there are no ties (then it is i)."""
+    n = len(sorted_values)
+    if n < 2 or not np.any(sorted_values[1:] == sorted_values[:-1]):
+        return None
+    return _tie_ranks(sorted_values)[0]
+
+
 def _tie_ranks(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For sorted ``v``: (# values < v[i], # values <= v[i]) for each i, in O(n)."""
     n = len(sorted_values)
@@ -45,10 +54,11 @@ def _tie_ranks(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(starts, sizes), np.repeat(starts + sizes, sizes)
 
 
-def ks_from_sorted(ref_sorted: np.ndarray, ref_left: np.ndarray, cur: np.ndarray, band: tuple[float, float] | None = None) -> tuple[float, float]:
+def ks_from_sorted(ref_sorted: np.ndarray, ref_left: np.ndarray | None, cur: np.ndarray, band: tuple[float, float] | None = None) -> tuple[float, float]:
     """Two-sided two-sample KS (scipy's ``mode='asymp'``, as alibi-detect uses) against a pre-sorted reference.
 
-    ``ref_left[i]`` is the number of reference values below ``ref_sorted[i]`` (ties share it).
+    ``ref_left[i]`` is the number of reference values below ``ref_sorted[i]`` (ties share it;
+    None: no ties, so it is ``i``, as :func:`tie_left` gives).
     One sort of ``cur`` and one binary search of it into the reference: between two current
     values the reference CDF minus the current CDF peaks at the last reference value before
     the next current value, so both the sup and the inf of F_ref - F_cur are read at the
@@ -75,7 +85,10 @@ def ks_from_sorted(ref_sorted: np.ndarray, ref_left: np.ndarray, cur: np.ndarray
     np.maximum(prev, 0, out=prev)
     tied = ref_sorted[prev] == c
     tied &= at_or_below > 0
-    below = np.where(tied, ref_left[prev], at_or_below) if tied.any() else at_or_below  # reference values < c_j
+    if tied.any():  # reference values < c_j
+        below = np.where(tied, prev if ref_left is None else ref_left[prev], at_or_below)
+    else:
+        below = at_or_below
     cur_below, cur_at_or_below = _tie_ranks(c)
     # n*m*(F_ref - F_cur) at each current value and at the last reference value before it
     at_points = at_or_below * m - cur_at_or_below * n
@@ -93,6 +106,52 @@ def ks_from_sorted(ref_sorted: np.ndarray, ref_left: np.ndarray, cur: np.ndarray
     return d, float(np.clip(distributions.kstwo.sf(d, en), 0, 1))
 
 
+def _pooled_midranks(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average ranks (scipy's ``rankdata(method="average")``) of both sorted samples in the pooled sample.
+
+    A stable argsort of two sorted runs is a merge (linear), not a sort of the pooled sample.
+    """
+    pooled = np.concatenate([ref_sorted, cur_sorted])
+    order = np.argsort(pooled, kind="stable")
+    below, at_or_below = _tie_ranks(pooled[order])
+    ranks = np.empty(len(pooled), dtype=np.float64)
+    ranks[order] = (below + at_or_below + 1) / 2.0  # ranks below+1 .. at_or_below, averaged
+    return ranks[: len(ref_sorted)], ranks[len(ref_sorted):]
+
+
+def cvm_from_sorted(ref_sorted: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    """Two-sample Cramer-von Mises (scipy's ``cramervonmises_2samp(ref, cur, method="auto")``, as alibi-detect's CVMDrift) against a pre-sorted reference.
+
+    The pooled midranks come from merging the sorted reference with the sorted current
+    window instead of sorting the pooled sample, then U, T and the asymptotic p-value exactly as scipy computes them (scipy itself runs
+    the exact small-sample p-value, when either side has at most 20 values).
+
+    >>> from scipy.stats import cramervonmises_2samp
+    >>> rng = np.random.default_rng(3)
+    >>> ref, cur = np.sort(rng.normal(size=200)), rng.normal(0.3, 1, 150)
+    >>> t, p = cvm_from_sorted(ref, cur)
+    >>> r = cramervonmises_2samp(ref, cur)
+    >>> (t, p) == (float(r.statistic), float(r.pvalue))
+    True
+    """
+    from scipy.stats import cramervonmises_2samp
+
+    nx, ny = len(ref_sorted), len(cur)
+    if max(nx, ny) <= 20 or min(nx, ny) <= 1:  # scipy's exact method (and its input checks)
+        r = cramervonmises_2samp(ref_sorted, cur, method="auto")
+        return float(r.statistic), float(r.pvalue)
+    # scipy's own p-value function (private; the scipy version is pinned in constraints.txt)
+    from scipy._lib._array_api import array_namespace
+    from scipy.stats._hypotests import _pval_cvm_2samp_asymptotic
+
+    rx, ry = _pooled_midranks(ref_sorted, np.sort(cur))
+    u = nx * np.sum((rx - np.arange(1, nx + 1, dtype=np.float64)) ** 2) + ny * np.sum((ry - np.arange(1, ny + 1, dtype=np.float64)) ** 2)
+    k, n_all = nx * ny, nx + ny
+    t = u / (k * n_all) - (4 * k - 1) / (6 * n_all)
+    t_arr = np.asarray(t)
+    return float(t), float(_pval_cvm_2samp_asymptotic(t_arr, n_all, nx, ny, k, xp=array_namespace(t_arr)))
+
+
 def _count_table(ref_counts: dict[str, int], cur_values: np.ndarray) -> np.ndarray:
     """The 2 x k table (reference row, current row) over the sorted union of categories."""
     cats, cur_n = np.unique(cur_values, return_counts=True)
@@ -108,7 +167,7 @@ class ReferenceSummary:
     Build it with :meth:`fit`; :meth:`test` costs one sort of the current columns per window.
     """
 
-    numeric: dict[str, tuple[np.ndarray, np.ndarray, int]]
+    numeric: dict[str, tuple[np.ndarray, np.ndarray | None, int]]  # sorted values, tie_left (None: no ties), NaN dropped
     categorical: dict[str, tuple[dict[str, int], int]]
     numeric_test: str = "ks"
     categorical_test: str = "chi2"
@@ -134,22 +193,40 @@ class ReferenceSummary:
         (what ``driftloop monitor`` reports); the default trades p-values far outside the
         threshold band for speed, with the same verdicts.
         """
-        check_settings(p_value, correction)
-        get_stattest(numeric_test, "num", result="p_value")
-        if categorical:
-            get_stattest(categorical_test, "cat", result="p_value")
         require_rows(reference, "reference")
         nums = {}
         for col in numeric:
             values, n_nan = numeric_values(reference, col, "reference")
-            s = np.sort(values)
-            nums[col] = (s, _tie_ranks(s)[0], n_nan)
+            nums[col] = (np.sort(values), n_nan)
         cats = {}
         for col in categorical:
             values, n_nan = categorical_values(reference, col, "reference")
             keys, counts = np.unique(values, return_counts=True)
             cats[col] = (dict(zip(keys.tolist(), counts.tolist(), strict=True)), n_nan)
-        return cls(nums, cats, numeric_test, categorical_test, correction, p_value, exact)
+        return cls.from_sorted(nums, cats, numeric_test, categorical_test, correction, p_value, exact)
+
+    @classmethod
+    def from_sorted(
+        cls,
+        numeric: dict[str, tuple[np.ndarray, int]],
+        categorical: dict[str, tuple[dict[str, int], int]],
+        numeric_test: str = "ks",
+        categorical_test: str = "chi2",
+        correction: str = "bonferroni",
+        p_value: float = 0.05,
+        exact: bool = False,
+    ) -> ReferenceSummary:
+        """A summary from columns already sorted (``{column: (sorted values, NaN count)}``) and counted.
+
+        What a registered :class:`~components.monitor.profile.ReferenceProfile` holds: no sort
+        of the reference at monitoring time.
+        """
+        check_settings(p_value, correction)
+        get_stattest(numeric_test, "num", result="p_value")
+        if categorical:
+            get_stattest(categorical_test, "cat", result="p_value")
+        nums = {col: (values, tie_left(values), n_nan) for col, (values, n_nan) in numeric.items()}
+        return cls(nums, dict(categorical), numeric_test, categorical_test, correction, p_value, exact)
 
     def _threshold_band(self) -> tuple[float, float]:
         """The lowest and highest per-feature threshold the correction can set."""
@@ -163,7 +240,9 @@ class ReferenceSummary:
             cur, cur_nan = numeric_values(current, col, "current")
             if self.numeric_test == "ks":
                 d, p = ks_from_sorted(ref_sorted, ref_left, cur, band=None if self.exact else self._threshold_band())
-            else:  # another registered test (cvm): the sorted reference is still a valid sample
+            elif self.numeric_test == "cvm":
+                d, p = cvm_from_sorted(ref_sorted, cur)
+            else:  # another registered p-value test: the sorted reference is still a valid sample
                 d, p = get_stattest(self.numeric_test)(ref_sorted, cur)
             scores.append(Score(col, self.numeric_test, "numeric", d, p, {"n_reference": len(ref_sorted), "n_current": len(cur), "nan_reference": ref_nan, "nan_current": cur_nan}))
         for col, (ref_counts, ref_nan) in self.categorical.items():
@@ -180,4 +259,4 @@ class ReferenceSummary:
         return corrected_results(scores, self.p_value, self.correction, segment)
 
 
-__all__ = ["ReferenceSummary", "ks_from_sorted"]
+__all__ = ["ReferenceSummary", "cvm_from_sorted", "ks_from_sorted", "tie_left"]

@@ -21,6 +21,7 @@ components.errors.DataError: current data has no column 'age' (policy.features) 
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pandas.api import types as ptypes
@@ -33,6 +34,9 @@ from components.policy import (
     PredictionDriftMonitor,
     SequentialMonitor,
 )
+
+if TYPE_CHECKING:
+    from components.monitor.profile import ReferenceProfile
 
 LABEL_MONITORS = ("label_drift", "performance", "concept_drift")
 
@@ -65,10 +69,14 @@ def required_columns(policy: Policy) -> dict[str, str]:
     return need
 
 
-def validate_inputs(policy: Policy, reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
-    """Raise ``DataError`` for unusable inputs; return warnings for tolerable gaps."""
+def validate_inputs(policy: Policy, reference: pd.DataFrame | None, current: pd.DataFrame) -> list[str]:
+    """Raise ``DataError`` for unusable inputs; return warnings for tolerable gaps.
+
+    ``reference`` None (a registered profile stands in for it) checks the current window only.
+    """
     warnings: list[str] = []
-    for frame_name, df in (("reference", reference), ("current", current)):
+    frames = (("current", current),) if reference is None else (("reference", reference), ("current", current))
+    for frame_name, df in frames:
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"{frame_name} data is a {type(df).__name__}, not a table", fix="pass a pandas DataFrame, a parquet or a CSV file")
         if len(df) == 0:
@@ -96,6 +104,8 @@ def validate_inputs(policy: Policy, reference: pd.DataFrame, current: pd.DataFra
                 warnings.append(f"{frame_name} data has no label column {policy.label!r}: label_drift and performance monitors report insufficient data")
         elif df[policy.label].notna().any():
             _check_binary(frame_name, df, policy.label, "policy.label")
+    if reference is None:
+        return warnings
     warnings += degenerate_reference(policy, reference, current)
     for col in policy.categorical_features:
         kinds = {ptypes.is_numeric_dtype(reference[col]), ptypes.is_numeric_dtype(current[col])}
@@ -112,18 +122,36 @@ def degenerate_reference(policy: Policy, reference: pd.DataFrame, current: pd.Da
 
     One label class, constant feature columns, or far fewer rows than the current window.
     """
+    classes = sorted(pd.unique(reference[policy.label].dropna())) if policy.label in reference.columns else []
+    constant = [c for c in policy.all_features if c in reference.columns and _single_value(reference[c])]
+    return _degenerate(classes, constant, len(reference), len(current))
+
+
+def _single_value(series: pd.Series) -> bool:
+    """Whether the non-missing values are all one value (min == max for numbers: no hashing of a million floats)."""
+    if ptypes.is_numeric_dtype(series) and not ptypes.is_bool_dtype(series):
+        return bool(series.min() == series.max())  # NaN skipped; all NaN gives NaN != NaN
+    return series.nunique(dropna=True) == 1
+
+
+def profile_warnings(policy: Policy, profile: ReferenceProfile, current: pd.DataFrame) -> list[str]:
+    """:func:`degenerate_reference` for a registered profile standing in for the reference rows."""
+    whole = profile.scope(None)
+    assert whole is not None
+    classes = sorted(int(k) for k in whole.categorical.get(policy.label, ({}, 0))[0])
+    return _degenerate(classes, whole.constant_columns(policy.all_features), whole.rows, len(current))
+
+
+def _degenerate(classes: list[Any], constant: list[str], n_reference: int, n_current: int) -> list[str]:
     out: list[str] = []
-    if policy.label in reference.columns:
-        classes = sorted(pd.unique(reference[policy.label].dropna()))
-        if len(classes) == 1:
-            out.append(f"reference labels hold one class ({classes[0]!r} only): label_drift sees any other class as drift and AUC/Gini have no "
-                       "reference baseline; use a reference window with both outcomes")
-    constant = [c for c in policy.all_features if c in reference.columns and reference[c].nunique(dropna=True) == 1]
+    if len(classes) == 1:
+        out.append(f"reference labels hold one class ({classes[0]!r} only): label_drift sees any other class as drift and AUC/Gini have no "
+                   "reference baseline; use a reference window with both outcomes")
     if constant:
         out.append(f"reference columns {constant} are constant: their drift tests flag any variation in the current window; "
                    "drop them from the monitor's features or use a reference where they vary")
-    if len(reference) * 10 < len(current):
-        out.append(f"the reference has {len(reference)} rows, far fewer than the current window's {len(current)}: drift tests are "
+    if n_reference * 10 < n_current:
+        out.append(f"the reference has {n_reference} rows, far fewer than the current window's {n_current}: drift tests are "
                    "limited by the reference's size; use a longer reference window")
     return out
 

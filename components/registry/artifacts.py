@@ -1,4 +1,4 @@
-"""What a registered version carries, read back: the model itself, baseline metrics, reference sample, profile.
+"""What a registered version carries, read back: the model itself, baseline metrics, reference sample, profiles.
 
 A model loads only after every file of it matches the SHA-256 digest recorded at
 registration (version tag :data:`DIGEST_TAG`) and only through the safe loaders of
@@ -41,6 +41,8 @@ from components.registry.store import (
 )
 
 DIGEST_TAG = "driftloop.artifact_sha256"  # version tag: {relative path: sha256} of the model's files
+PROFILE_DIGEST_TAG = "driftloop.reference_profile_sha256"  # version tag: sha256 of driftloop/REFERENCE_PROFILE_FILE
+REFERENCE_PROFILE_FILE = "reference_profile.npz"  # components.monitor.profile.ReferenceProfile of the reference sample
 ALLOW_UNVERIFIED_ENV = "DRIFTLOOP_ALLOW_UNVERIFIED_MODELS"  # "true": load versions without digests via MLflow (runs their code)
 _REREGISTER = "register the model again with 'driftloop train' (it records digests and writes safe files)"
 
@@ -146,6 +148,23 @@ class Artifacts(MlflowStore):
     def profile(self, model: str, alias: str = CHAMPION) -> dict[str, Any]:
         """The per-feature profile of the training set."""
         return json.loads(self._artifact(model, alias, PROFILE_FILE))
+
+    def reference_profile(self, model: str, alias: str = CHAMPION) -> Any:
+        """The reference sample's :class:`~components.monitor.profile.ReferenceProfile` built at registration, digest-checked.
+
+        None when the version has none (registered before profiles were): the monitors then
+        profile the reference rows themselves.
+        """
+        from components.monitor.profile import load_profile
+
+        info = self.get(model, alias) if not str(alias).isdigit() else self._require(model, int(alias))
+        digest = (info.tags or {}).get(PROFILE_DIGEST_TAG) if info is not None else None
+        if not digest:
+            return None
+        with tempfile.TemporaryDirectory(prefix="driftloop-profile-") as folder:
+            path = Path(folder) / REFERENCE_PROFILE_FILE
+            path.write_bytes(self._artifact(model, alias, REFERENCE_PROFILE_FILE))
+            return load_profile(path, digest)
 
     def _artifact(self, model: str, alias: str, name: str) -> bytes:
         import mlflow

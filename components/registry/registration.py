@@ -23,8 +23,14 @@ import pandas as pd
 
 from components.errors import DriftloopError
 from components.jsonsafe import json_safe
+from components.monitor.profile import ReferenceProfile
 from components.policy import Policy
-from components.registry.artifacts import DIGEST_TAG, artifact_digests
+from components.registry.artifacts import (
+    DIGEST_TAG,
+    PROFILE_DIGEST_TAG,
+    REFERENCE_PROFILE_FILE,
+    artifact_digests,
+)
 from components.registry.store import (
     BASELINE_FILE,
     KEY_TAG,
@@ -76,7 +82,7 @@ class Registration(MlflowStore):
             experiment_id = self._experiment(name)
             self._ensure_registered_model(name, policy)
             sample = reference_sample if reference_sample is not None else build_reference_sample(policy, model, training.holdout, seed=policy.trainer.seed)
-            run_id, source, digests = self._log_run(experiment_id, policy, model, training, verdict, decision_id, feature_service or policy.feature_service, key, sample, profile(policy, training.train))
+            run_id, source, digests, profile_digest = self._log_run(experiment_id, policy, model, training, verdict, decision_id, feature_service or policy.feature_service, key, sample, profile(policy, training.train))
             try:
                 with self._service():
                     version = client.create_model_version(
@@ -84,12 +90,14 @@ class Registration(MlflowStore):
                         tags={KEY_TAG: key, "driftloop.strategy": training.strategy, "driftloop.window": training.window, "driftloop.decision_id": decision_id or "", "driftloop.gate_passed": str(bool(verdict.passed)).lower(),
                               DIGEST_TAG: json.dumps(digests, sort_keys=True, separators=(",", ":"))},
                     )
+                with self._service():  # the reference profile's digest, checked before the monitors use it
+                    client.set_model_version_tag(name, version.version, PROFILE_DIGEST_TAG, profile_digest)
             except Exception:
                 client.set_terminated(run_id, status="FAILED")
                 raise
             return self._settle(name, key, int(version.version))
 
-    def _log_run(self, experiment_id: str, policy: Policy, model: Any, training: Any, verdict: Any, decision_id: str | None, feature_service: str | None, key: str, sample: pd.DataFrame, prof: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
+    def _log_run(self, experiment_id: str, policy: Policy, model: Any, training: Any, verdict: Any, decision_id: str | None, feature_service: str | None, key: str, sample: pd.DataFrame, prof: dict[str, Any]) -> tuple[str, str, dict[str, str], str]:
         client = self._client()
         params = {
             "strategy": training.strategy, "window_start": training.window_start.isoformat(), "window_end": training.window_end.isoformat(),
@@ -119,6 +127,7 @@ class Registration(MlflowStore):
                     (folder / VERDICT_FILE).write_text(json.dumps(verdict.to_dict(), indent=2))
                     (folder / PROFILE_FILE).write_text(json.dumps(json_safe(prof), indent=2))
                     sample.to_parquet(folder / REFERENCE_FILE, index=False)
+                    profile_digest = ReferenceProfile.build(policy, sample).save(folder / REFERENCE_PROFILE_FILE)  # drift tests read it
                     client.log_artifacts(run_id, str(folder), artifact_path="driftloop")
                     model.save_pyfunc(Path(tmp) / "model", training.train)
                     digests = artifact_digests(Path(tmp) / "model")  # checked before every load
@@ -131,7 +140,7 @@ class Registration(MlflowStore):
             if isinstance(exc, DriftloopError):
                 raise
             raise DriftloopError(f"logging the model run to MLflow at {self.uri} failed ({exc.__class__.__name__}: {exc}); no version was registered", fix="check the artifact store is writable and retry") from exc
-        return run_id, f"{run.info.artifact_uri}/model", digests
+        return run_id, f"{run.info.artifact_uri}/model", digests, profile_digest
 
     def _settle(self, model: str, key: str, mine: int) -> ModelVersionInfo:
         """After a race, keep the lowest version with ``key``; delete ours if it lost."""

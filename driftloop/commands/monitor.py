@@ -6,7 +6,11 @@ webhook when one is configured. Bad input is one line on stderr and exit code 2.
 
 Data without a prediction column is scored with the registered model (``--model-version``,
 default the champion), whose reference sample stands in for a missing ``--reference`` and
-whose baseline metrics the performance monitors use.
+whose baseline metrics the performance monitors use. The drift monitors run on the
+version's registered reference profile (sorted columns and counts) when a version is named
+or the reference comes from the registry; ``--profile FILE`` uses a profile saved earlier
+with ``--save-profile FILE`` (its SHA-256 kept in ``FILE.sha256`` and checked), so repeated
+runs against one reference neither read nor sort it again.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import click
 
-from components.errors import DataError
+from components.errors import ConfigError, DataError
 
 
 def _read_baseline(path: Path | None) -> dict[str, Any] | None:
@@ -41,9 +45,13 @@ def _read_baseline(path: Path | None) -> dict[str, Any] | None:
 @click.option("--model-version", default=None,
               help="Model version (number or alias) the predictions came from; data without predictions is scored with it (default: champion).")
 @click.option("--baseline", "baseline_path", default=None, type=click.Path(path_type=Path), help="JSON of the champion's baseline metrics (overall and per segment).")
+@click.option("--profile", "profile_path", default=None, type=click.Path(path_type=Path),
+              help="Reference profile saved by --save-profile: the drift monitors use it instead of reading and sorting the reference.")
+@click.option("--save-profile", "save_profile_path", default=None, type=click.Path(path_type=Path),
+              help="Profile --reference once (sorted columns, counts), write it here (and its SHA-256 next to it) and use it.")
 @click.option("--notify/--no-notify", default=True, show_default=True, help="Post the decision to the webhook if one is configured.")
 def monitor(policy_path: str, reference_path: Path | None, current_path: Path, out_dir: Path, model_version: str | None,
-            baseline_path: Path | None, notify: bool) -> None:
+            baseline_path: Path | None, profile_path: Path | None, save_profile_path: Path | None, notify: bool) -> None:
     """Run a policy's monitors on reference and current data; print the decision."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -62,7 +70,8 @@ def monitor(policy_path: str, reference_path: Path | None, current_path: Path, o
     current = read_table(current_path, "current")
     settings = Settings.from_env()
     baseline = _read_baseline(baseline_path)
-    from_registry = needs_registry(policy, reference, current)
+    profile = _profile(policy, reference, profile_path, save_profile_path, console)
+    from_registry = needs_registry(policy, reference if profile is None else current, current)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
@@ -72,7 +81,7 @@ def monitor(policy_path: str, reference_path: Path | None, current_path: Path, o
             progress.update(task, advance=1, description=f"monitoring {policy.model}: {name} done")
 
         # The one scoring rule (components.scoring), shared with the monitor pipeline's step.
-        report = monitor_report(policy, reference, current, model_version, settings, baseline=baseline, progress=advance)
+        report = monitor_report(policy, reference, current, model_version, settings, baseline=baseline, progress=advance, profile=profile)
     if from_registry:
         console.print(f"using registered model {policy.model} v{report.model_version}", highlight=False)
 
@@ -86,6 +95,27 @@ def monitor(policy_path: str, reference_path: Path | None, current_path: Path, o
     json_path.write_text(report.to_json())
     write_html(report, html_path)
     _print(console, report, json_path, html_path)
+
+
+def _profile(policy: Any, reference: Any, profile_path: Path | None, save_path: Path | None, console: Any) -> Any:
+    """The reference profile to use: loaded from ``--profile`` (digest-checked) or built from ``--reference`` and saved."""
+    from components.monitor.profile import ReferenceProfile, load_profile
+
+    if profile_path is not None and save_path is not None:
+        raise ConfigError("--profile and --save-profile are exclusive", fix="load a saved profile with --profile, or build one from --reference with --save-profile")
+    if save_path is not None:
+        if reference is None:
+            raise ConfigError("--save-profile profiles the --reference window, and none was given", fix="pass --reference DATA with --save-profile FILE")
+        save_path.parent.mkdir(parents=True, exist_ok=True)
+        built = ReferenceProfile.build(policy, reference)
+        digest = built.save(save_path)
+        Path(f"{save_path}.sha256").write_text(digest + "\n")
+        console.print(f"reference profile: {save_path} (sha256 {digest[:12]})", highlight=False)
+        return built
+    if profile_path is None:
+        return None
+    sidecar = Path(f"{profile_path}.sha256")
+    return load_profile(profile_path, sidecar.read_text().strip() if sidecar.is_file() else None)
 
 
 def _print(console: Any, report: Any, json_path: Path, html_path: Path) -> None:

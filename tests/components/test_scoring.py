@@ -50,3 +50,35 @@ def test_the_champion_scores_the_rows_and_supplies_reference_and_baseline(tmp_pa
     assert scored.baseline == registry.baseline_metrics("scored", str(version.version))
     report = monitor_report(t.policy, None, current, "champion", settings)
     assert report.model_version == str(version.version) and report.monitors
+
+
+@pytest.mark.integration
+def test_a_named_version_s_registered_profile_serves_the_drift_monitors_and_one_without_falls_back_with_a_note(tmp_path: Path, trained: Trained) -> None:
+    from components.monitor.engine import run_monitors
+    from components.registry.artifacts import PROFILE_DIGEST_TAG
+    from tests.components.training.training_synth import make_policy
+
+    policy = make_policy(model="profiled", monitors=[{"name": "gini", "type": "performance", "metric": "gini", "max_relative_drop": 0.05},
+                                                      {"name": "fd", "type": "feature_drift", "numeric_test": "cvm", "per_segment": True},
+                                                      {"name": "pd", "type": "prediction_drift"}])
+    t = replace(trained, policy=policy)
+    settings = Settings(workdir=tmp_path)
+    registry = ModelRegistry(settings)
+    version, _ = register_and_alias(t.policy, t.model, t.data, t.verdict, registry)
+    v = str(version.version)
+    tag = registry._require("profiled", int(v)).tags[PROFILE_DIGEST_TAG]
+    current = t.data.holdout.assign(prediction=t.model.predict(t.data.holdout))
+    sample = registry.reference_sample("profiled", v)
+
+    report = monitor_report(t.policy, None, current, v, settings)  # the reference comes from the registry: its profile serves fd and pd
+    assert report.reference_window["profile_sha256"] == tag and {"fd", "pd"} <= set(report.reference_window["profiled_monitors"])
+    from_rows = run_monitors(t.policy, sample, current)
+    for name in ("fd", "pd"):
+        assert [r["p_value"] for r in report.monitor(name)["results"]] == [r["p_value"] for r in from_rows.monitor(name)["results"]]
+
+    with registry._service():
+        registry._client().delete_model_version_tag("profiled", v, PROFILE_DIGEST_TAG)
+    report = monitor_report(t.policy, None, current, v, settings)
+    assert "profile_sha256" not in report.reference_window
+    assert any(f"version {v} has no registered reference profile" in w for w in report.warnings)
+    assert [r["p_value"] for r in report.monitor("fd")["results"]] == [r["p_value"] for r in from_rows.monitor("fd")["results"]]

@@ -175,3 +175,48 @@ def test_without_predictions_and_without_a_registry_is_one_line(files, tmp_path:
     err = capsys.readouterr().err
     assert "no model registry at sqlite:///" in err and err.count("\n") == 1
     assert not (tmp_path / "empty").exists(), "a failed lookup creates no MLflow store"
+
+
+DRIFT_ONLY = {**POLICY, "monitors": [{"name": "fd", "type": "feature_drift", "p_value": 0.01}, {"name": "pd", "type": "prediction_drift"}],
+              "actions": [{"when": ["fd"], "action": "alert"}]}
+
+
+@pytest.mark.unit
+def test_a_saved_profile_gives_the_reports_of_the_reference_rows_and_a_changed_one_is_refused(files, tmp_path: Path,
+                                                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    policy, shifted = tmp_path / "drift.yaml", tmp_path / "shifted.parquet"
+    policy.write_text(yaml.safe_dump(DRIFT_ONLY))
+    frame = pd.read_parquet(files["bad"])
+    frame.assign(x2=frame["x2"] + 0.4).to_parquet(shifted)
+    base = ["monitor", "--policy", str(policy), "--current", str(shifted), "--no-notify"]
+    prof = tmp_path / "ref.npz"
+    assert main([*base, "--reference", str(files["ref"]), "--out", str(tmp_path / "rows")]) == 0
+    assert main([*base, "--reference", str(files["ref"]), "--save-profile", str(prof), "--out", str(tmp_path / "saved")]) == 0
+    assert main([*base, "--profile", str(prof), "--out", str(tmp_path / "profiled")]) == 0
+    assert "reference profile: " in capsys.readouterr().out
+
+    def results(name: str) -> list[tuple]:
+        report = json.loads((tmp_path / name / "report.json").read_text())
+        return [(m["name"], m["fired"], r["feature"], r["test"], r["statistic"], r["p_value"]) for m in report["monitors"] for r in m["results"]]
+
+    assert results("rows") == results("saved") == results("profiled")
+    assert {m for m, fired, *_ in results("profiled") if fired} == {"fd"}
+    data = bytearray(prof.read_bytes())
+    data[len(data) // 2] ^= 1
+    prof.write_bytes(bytes(data))
+    assert main([*base, "--profile", str(prof), "--out", str(tmp_path / "changed")]) == 2
+    err = capsys.readouterr().err
+    assert "does not match the SHA-256" in err and err.count("\n") == 1
+
+
+@pytest.mark.unit
+def test_a_plain_monitor_run_never_imports_tensorflow_or_alibi_detect(files, tmp_path: Path) -> None:
+    """In a fresh interpreter: ks/chi2 feature drift, prediction drift, PSI and performance run without alibi-detect."""
+    code = ("import json, sys\nfrom driftloop.cli import main\n"
+            f"rc = main({['monitor', '--policy', str(files['policy']), '--reference', str(files['ref']), '--current', str(files['bad']), '--out', str(tmp_path / 'o'), '--no-notify']!r})\n"
+            "print(json.dumps({'rc': rc, 'heavy': sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'alibi_detect', 'torch'))}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"rc": 0, "heavy": []}
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["decision"]["action"] == "retrain"

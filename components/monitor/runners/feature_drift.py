@@ -20,7 +20,7 @@ MAX_PLOTTED_FEATURES = 12
 def run(ctx: MonitorContext, m: FeatureDriftMonitor) -> dict[str, Any]:
     from components.monitor.drift import feature_drift
     from components.monitor.multivariate import multivariate_drift
-    from components.monitor.psi import psi_test
+    from components.monitor.psi import PSIReference, psi_test
 
     policy = ctx.policy
     features = m.features or policy.all_features
@@ -30,14 +30,23 @@ def run(ctx: MonitorContext, m: FeatureDriftMonitor) -> dict[str, Any]:
     psis: list[TestResult] = []
     multi: list[TestResult] = []
     for seg, ref, cur in ctx.scopes(m):
-        if min(len(ref), len(cur)) < m.min_samples:
-            tests.append(insufficient(m.numeric_test, min(len(ref), len(cur)), m.min_samples, segment=seg))
+        scope = ctx.profile_scope(m, seg)  # the registered profile, when it covers this monitor
+        n_ref = scope.rows if scope is not None else len(ref)
+        if min(n_ref, len(cur)) < m.min_samples:
+            tests.append(insufficient(m.numeric_test, min(n_ref, len(cur)), m.min_samples, segment=seg))
             continue
-        tests += feature_drift(ref, cur, numeric, categorical, numeric_test=m.numeric_test, categorical_test=m.categorical_test,
-                               correction=m.correction, p_value=p_value_for(ctx.policy, m), tabular=m.tabular, segment=seg)
+        tests += feature_drift(scope if scope is not None else ref, cur, numeric, categorical, numeric_test=m.numeric_test,
+                               categorical_test=m.categorical_test, correction=m.correction, p_value=p_value_for(ctx.policy, m),
+                               tabular=m.tabular, segment=seg)
         if m.psi is not None:
             for f in features:
-                r = psi_test(ref[f], cur[f], bins=m.psi.bins, warn=m.psi.warn, drift=m.psi.drift, categorical=f in categorical)
+                cat = f in categorical
+                fitted = None
+                if scope is not None:
+                    values, n_nan = scope.categorical[f] if cat else scope.numeric[f]
+                    fitted = PSIReference.from_profile(values, n_nan, bins=m.psi.bins)
+                r = psi_test(None if scope is not None else ref[f], cur[f], bins=m.psi.bins, warn=m.psi.warn, drift=m.psi.drift,
+                             categorical=cat, fitted=fitted)
                 psis.append(dataclasses.replace(r, feature=f, segment=seg))
         if m.multivariate:
             r = multivariate_drift(ref, cur, features, method=m.multivariate, p_value=p_value_for(ctx.policy, m), categorical=categorical)
@@ -52,8 +61,8 @@ def run(ctx: MonitorContext, m: FeatureDriftMonitor) -> dict[str, Any]:
             first_scope[r.feature] = r.segment
     distributions = {}
     for f, seg in list(first_scope.items())[:MAX_PLOTTED_FEATURES]:
-        ref, cur = (ctx.ref, ctx.cur) if seg is None else (ctx.segment_rows(ctx.ref, policy.segment_column, seg), ctx.segment_rows(ctx.cur, policy.segment_column, seg))
-        distributions[f if seg is None else f"{f}[{seg}]"] = distribution(ref[f], cur[f], f in categorical)
+        cur = ctx.cur if seg is None else ctx.segment_rows(ctx.cur, policy.segment_column, seg)
+        distributions[f if seg is None else f"{f}[{seg}]"] = distribution(ctx.reference_values(m, f, seg, f in categorical), cur[f], f in categorical)
     return {
         "fired": fired,
         "results": tests + psis + multi,

@@ -20,12 +20,20 @@ def run(ctx: MonitorContext, m: LabelDriftMonitor) -> dict[str, Any]:
     label = ctx.policy.label
     results: list[TestResult] = []
     for seg, ref, cur in ctx.scopes(m):
-        rl, cl = ctx.labelled(ref), ctx.labelled(cur)
-        if min(len(rl), len(cl)) < m.min_samples:
-            results.append(insufficient(m.test, min(len(rl), len(cl)), m.min_samples, feature=label, segment=seg))
+        scope = ctx.profile_scope(m, seg)  # the registered profile, when it covers this monitor
+        cl = ctx.labelled(cur)
+        if scope is not None:
+            n_ref, counts = scope.labelled, scope.categorical.get(label, ({}, 0))[0]
+            rl: Any = scope
+            ref_rate = counts.get("1", 0) / n_ref if n_ref else float("nan")
+        else:
+            labelled = ctx.labelled(ref)
+            n_ref, rl, ref_rate = len(labelled), labelled[label].astype(int).to_numpy(), float(labelled[label].mean())
+        if min(n_ref, len(cl)) < m.min_samples:
+            results.append(insufficient(m.test, min(n_ref, len(cl)), m.min_samples, feature=label, segment=seg))
             continue
-        r = label_drift(rl[label].astype(int).to_numpy(), cl[label].astype(int).to_numpy(), test=m.test, p_value=p_value_for(ctx.policy, m), segment=seg)
-        details = {**r.details, "reference_rate": float(rl[label].mean()), "current_rate": float(cl[label].mean())}
+        r = label_drift(rl, cl[label].astype(int).to_numpy(), test=m.test, p_value=p_value_for(ctx.policy, m), segment=seg, column=label)
+        details = {**r.details, "reference_rate": float(ref_rate), "current_rate": float(cl[label].mean())}
         results.append(dataclasses.replace(r, feature=label, details=details))
     ok = [r for r in results if r.status == "ok"]
     hits = [r for r in ok if r.drift]

@@ -17,18 +17,23 @@ if TYPE_CHECKING:
 
 def run(ctx: MonitorContext, m: PredictionDriftMonitor) -> dict[str, Any]:
     from components.monitor.drift import prediction_drift
-    from components.monitor.psi import psi_test
+    from components.monitor.psi import PSIReference, psi_test
 
     col = ctx.policy.prediction
     results: list[TestResult] = []
     for seg, ref, cur in ctx.scopes(m):
-        rs, cs = ref[col].dropna(), cur[col].dropna()
-        if min(len(rs), len(cs)) < m.min_samples:
-            results.append(insufficient(m.test, min(len(rs), len(cs)), m.min_samples, feature=col, segment=seg))
+        scope = ctx.profile_scope(m, seg)  # the registered profile, when it covers this monitor
+        cs = cur[col].dropna()
+        rs: Any = scope if scope is not None else ref[col].dropna().to_numpy()
+        n_ref = (len(scope.numeric[col][0]) if col in scope.numeric else 0) if scope is not None else len(rs)
+        if min(n_ref, len(cs)) < m.min_samples:
+            results.append(insufficient(m.test, min(n_ref, len(cs)), m.min_samples, feature=col, segment=seg))
             continue
-        results.append(dataclasses.replace(prediction_drift(rs.to_numpy(), cs.to_numpy(), test=m.test, p_value=p_value_for(ctx.policy, m), segment=seg), feature=col))
+        r = prediction_drift(rs, cs.to_numpy(), test=m.test, p_value=p_value_for(ctx.policy, m), segment=seg, column=col)
+        results.append(dataclasses.replace(r, feature=col))
         if m.psi is not None:
-            r = psi_test(rs, cs, bins=m.psi.bins, warn=m.psi.warn, drift=m.psi.drift, categorical=False)
+            fitted = PSIReference.from_profile(scope.numeric[col][0], 0, bins=m.psi.bins) if scope is not None else None
+            r = psi_test(None if scope is not None else rs, cs, bins=m.psi.bins, warn=m.psi.warn, drift=m.psi.drift, categorical=False, fitted=fitted)
             results.append(dataclasses.replace(r, feature=col, segment=seg, drift=False, details={**r.details, "informational": True, "psi_drift": r.drift}))
     # the two-sample test decides; PSI is reported alongside (its drift flag kept in details)
     hits = [r for r in results if r.drift]
@@ -42,5 +47,5 @@ def run(ctx: MonitorContext, m: PredictionDriftMonitor) -> dict[str, Any]:
     psi = [r for r in results if r.test == "psi"]
     if psi:
         summary += f"; PSI {psi[0].statistic:.3f}"
-    dist = {col: distribution(ctx.ref[col], ctx.cur[col], False)} if hits else {}
+    dist = {col: distribution(ctx.reference_values(m, col, None, False), ctx.cur[col], False)} if hits else {}
     return {"fired": bool(hits), "results": results, "summary": summary, "distributions": dist}
