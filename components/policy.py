@@ -260,7 +260,8 @@ class Rollout(_Strict):
     )
     # Label delay (optional; absent = every interval is analysed on the labels known so far).
     # label_delay: how long after a prediction its label arrives ("6h"). A step's cohort is
-    # its first interval's predictions; the step is analysed on labels once labelled_fraction
+    # its predictions up to the analysis at which the challenger served min_labelled / labelled_fraction
+    # of them; the step is analysed on labels once labelled_fraction
     # of them (and min_labelled of the challenger's, default min_requests) have labels, at the
     # latest max_label_wait (default label_delay) after that interval. Until then the labelled
     # checks use each arm's CBPE estimate and the step may only hold or roll back.

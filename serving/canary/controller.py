@@ -12,6 +12,7 @@ the champion and records the reason in the registry. Clock and sleep are injecta
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -386,8 +387,9 @@ def _arm(version: str, cum: ArmSnapshot, step: ArmSnapshot, outcomes: dict[str, 
 class _LabelWait:
     """A step's wait for its labels (``rollout.label_delay``): its cohort, coverage, deadline and evidence.
 
-    The cohort is the predictions logged by the step's first analysis (its first interval);
-    the deadline is that analysis plus ``rollout.label_wait_seconds`` on the controller's clock.
+    The cohort is the step's predictions logged by its first analysis at which the challenger
+    has served ``min_labelled / labelled_fraction`` of them; the deadline is that analysis
+    plus ``rollout.label_wait_seconds`` on the controller's clock.
     """
 
     def __init__(self, policy: Policy, registry: Registry, champion: str, challenger: str, clock: Callable[[], float],
@@ -411,11 +413,13 @@ class _LabelWait:
         """Update the step's cohort and label coverage from this analysis' log and labels; return each arm's estimates."""
         from serving.canary.evidence import arm_estimates, label_coverage
 
-        if self.cohort is None:  # the step's first analysis fixes its cohort and starts the deadline
-            self.cohort = log_df[~log_df["request_id"].astype(str).isin(self.seen)][["request_id", "model_version"]]
-            self.deadline = self.clock() + self.wait
+        cohort = self.cohort
+        if cohort is None:  # still filling: the step's predictions so far
+            cohort = log_df[~log_df["request_id"].astype(str).isin(self.seen)][["request_id", "model_version"]]
+            if int((cohort["model_version"].astype(str) == self.challenger).sum()) >= math.ceil(self.min_labelled / self.fraction):
+                self.cohort, self.deadline = cohort, self.clock() + self.wait  # enough challenger predictions: fixed, the deadline runs
         self._last_ids = set(log_df["request_id"].astype(str))
-        self.coverage = label_coverage(self.cohort, labels_df, self.policy.label, self.challenger, self.fraction, self.min_labelled)
+        self.coverage = label_coverage(cohort, labels_df, self.policy.label, self.challenger, self.fraction, self.min_labelled)
         return arm_estimates(log_df, self.estimators)
 
     def evidence(self, estimates: dict[str, dict[str, Estimate]]) -> Evidence:
@@ -428,7 +432,15 @@ class _LabelWait:
         from serving.canary.evidence import format_wait
 
         coverage = self.coverage or LabelCoverage(0, 0, 0, self.fraction, self.min_labelled)
-        left = (self.deadline or self.clock()) - self.clock()
+        if self.deadline is None:  # the cohort is still filling: not enough challenger traffic yet (a no-data hold)
+            held = wait_for_labels(decision, coverage, False, "")
+            self.waiting = False
+            if held is not decision:
+                need = math.ceil(self.min_labelled / self.fraction)
+                return StepDecision("hold", [f"no data: the step's cohort needs {need} challenger predictions before its labels are awaited",
+                                             *held.reasons], held.checks, 0, held.evidence)
+            return held
+        left = self.deadline - self.clock()
         held = wait_for_labels(decision, coverage, left <= 0, format_wait(left))
         self.waiting = held is not decision
         return held
