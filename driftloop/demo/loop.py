@@ -235,7 +235,7 @@ class Demo:
         rng = np.random.default_rng(self.plan.seed + index)
         batches = iter(range(10_000))
         sent: list[str] = []
-        live_ts = pd.to_datetime(live[self.policy.timestamp], utc=True) if len(live) else None
+        live_ts = pd.to_datetime(live[self.policy.timestamp], utc=True) if len(live) and self.policy.timestamp in live else None
 
         def interval(_start: pd.Timestamp, until: pd.Timestamp) -> None:
             # one analysis interval = a fixed number of requests of the next period's traffic seen by then
