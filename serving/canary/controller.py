@@ -104,7 +104,8 @@ class RolloutResult:
         """
         lines = [f"# Canary: {self.outcome.replace('_', ' ')}", "", self.reason, "", f"champion v{self.champion_version}, challenger v{self.challenger_version}",
                  "", "| traffic | decision | reasons |", "| --- | --- | --- |"]
-        lines += [f"| {s['percent']}% | {s['decision']} | {'; '.join(s['reasons']) or '-'} |" for s in self.steps]
+        lines += [f"| {s['percent']}% | {s['decision']}{' on ' + s['evidence'] if s.get('evidence') else ''} | {'; '.join(s['reasons']) or '-'} |"
+                  for s in self.steps]
         return "\n".join(lines) + "\n"
 
 
