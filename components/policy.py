@@ -240,6 +240,9 @@ class RolloutCheck(_Strict):
     max_drop: float | None = Field(None, ge=0)  # champion - challenger (accuracy, ctr)
 
 
+DEFAULT_LABELLED_FRACTION = 0.8
+
+
 class Rollout(_Strict):
     steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100])
     interval_seconds: float = Field(30, gt=0)
@@ -255,6 +258,47 @@ class Rollout(_Strict):
             RolloutCheck(metric="accuracy", max_drop=0.02),
         ]
     )
+    # Label delay (optional; absent = every interval is analysed on the labels known so far).
+    # label_delay: how long after a prediction its label arrives ("6h"). A step's cohort is
+    # its predictions up to the analysis at which the challenger served min_labelled / labelled_fraction
+    # of them; the step is analysed on labels once labelled_fraction
+    # of them (and min_labelled of the challenger's, default min_requests) have labels, at the
+    # latest max_label_wait (default label_delay) after that interval. Until then the labelled
+    # checks use each arm's CBPE estimate and the step may only hold or roll back.
+    label_delay: str | None = None
+    max_label_wait: str | None = None
+    labelled_fraction: float | None = Field(None, gt=0, le=1)  # None: 0.8 (DEFAULT_LABELLED_FRACTION)
+    min_labelled: int | None = Field(None, ge=1)
+
+    @field_validator("label_delay", "max_label_wait")
+    @classmethod
+    def _delay_is_a_window(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_window(value)
+        return value
+
+    @model_validator(mode="after")
+    def _label_wait_needs_a_delay_and_a_labelled_check(self) -> Rollout:
+        if self.label_delay is None:
+            stray = [k for k in ("max_label_wait", "labelled_fraction", "min_labelled") if getattr(self, k) is not None]
+            if stray:
+                raise ValueError(f"{', '.join(stray)} only apply with label_delay; set label_delay (e.g. '6h') or remove them")
+        elif not any(c.metric in ("accuracy", "ctr") for c in self.checks):
+            raise ValueError("label_delay is set but no check needs labels; add an accuracy or ctr check or remove label_delay")
+        return self
+
+    @property
+    def label_wait_seconds(self) -> float | None:
+        """The longest a step waits for its labels, in seconds (None: the policy sets no label delay).
+
+        >>> Rollout(label_delay="6h").label_wait_seconds, Rollout(label_delay="1M", max_label_wait="1d").label_wait_seconds
+        (21600.0, 86400.0)
+        """
+        text = self.max_label_wait or self.label_delay
+        if text is None:
+            return None
+        count, unit = parse_window(text)
+        return float(count * _UNIT_SECONDS[unit])
 
     @field_validator("steps")
     @classmethod
@@ -361,6 +405,9 @@ class Policy(_Strict):
 
 
 _WINDOW_UNITS = {"h": "hours", "d": "days", "w": "weeks", "M": "months"}
+
+
+_UNIT_SECONDS = {"hours": 3600, "days": 86400, "weeks": 7 * 86400, "months": 30 * 86400}
 
 
 def parse_window(text: str) -> tuple[int, str]:

@@ -7,10 +7,15 @@ store and SQLite online store, MLflow on SQLite, the train and monitor pipelines
 KFP step use too) reading the servers' own /metrics and the prediction log joined with labels.
 
 Time is compressed: each replayed period's requests are sent as fast as the servers take
-them (:class:`serving.traffic.ReplayTraffic`), and labels "arrive" when the period closes
-(only those whose ``label_timestamp`` has passed are known then; the rest join later). A
-canary's analysis interval is a fixed number of requests of the next period's traffic, so
-the run does not sleep.
+them (:class:`serving.traffic.ReplayTraffic`). Labels are never handed over with the
+requests: they come from the label store (the scenario's label log, ingested with each
+label's ``label_timestamp``) by the production path,
+:func:`serving.canary.label_source.store_label_source`, which counts only the labels known
+by its clock: the period's end for the monitor, and during a canary the controller's own
+scaled clock (:class:`~serving.canary.label_source.ScaledClock`: one 1-second analysis
+interval is ``plan.canary_interval`` of scenario time, replayed as a fixed number of
+requests of the next period's traffic), so the run does not sleep and the policy's label
+delay is honoured in scenario time.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from components.settings import Settings
 from driftloop.demo.console import captured_output
 from driftloop.demo.plan import demo_policy_yaml, plan_for
 from driftloop.demo.reports import gate_reasons, period_figures, read_report
+from serving.canary.label_source import ScaledClock, store_label_source
 
 
 class Demo:
@@ -177,13 +183,11 @@ class Demo:
             version = str(champion.version) if champion else ""
             ids = traffic.send(rows, f"p{i}", self.plan.batch)
             logged = self._wait_for_log(log_dir, ids)
-            labels = traffic.labels()
-            labels = labels[labels["request_id"].isin(ids)].copy()
-            # labels not yet known when the period closes stay missing (NaN) in this window
-            if "label_timestamp" in labels:
-                known = pd.to_datetime(labels["label_timestamp"], utc=True) <= end
-                labels[self.policy.label] = labels[self.policy.label].where(known)
-                labels = labels.drop(columns=["label_timestamp"])
+            sent = self._requests(traffic, ids)
+            # the labels the store knows when the period closes; the others stay missing (NaN) in this window
+            known = store_label_source(self.policy, self.settings, lambda sent=sent: sent, end.timestamp)()
+            labels = sent.drop(columns=[c for c in (self.policy.label, "label_timestamp") if c in sent.columns]).merge(
+                known, on="request_id", how="left")
             current = logged.drop(columns=[c for c in labels.columns if c in logged.columns and c != "request_id"]).merge(labels, on="request_id")
             current = current.rename(columns={"prediction": self.policy.prediction})
             report = self.monitor(period, current, version)
@@ -230,12 +234,22 @@ class Demo:
         backend.challenger_args = ["--inject-error-rate", "0.3"] if bad else []
         rng = np.random.default_rng(self.plan.seed + index)
         batches = iter(range(10_000))
+        sent: list[str] = []
+        live_ts = pd.to_datetime(live[self.policy.timestamp], utc=True) if len(live) and self.policy.timestamp in live else None
 
-        def interval(_seconds: float) -> None:
-            # one analysis interval = a fixed number of requests of the next period's traffic
+        def interval(_start: pd.Timestamp, until: pd.Timestamp) -> None:
+            # one analysis interval = a fixed number of requests of the next period's traffic seen by then
             n = self.plan.canary_requests * self.plan.canary_batch
-            sample = live.iloc[rng.integers(0, len(live), n)] if len(live) else live
-            self._wait_for_log(log_dir, traffic.send(sample, f"c{index}-{next(batches)}", self.plan.canary_batch))
+            pool = live[live_ts < until] if live_ts is not None and (live_ts < until).any() else live
+            sample = pool.iloc[rng.integers(0, len(pool), n)] if len(pool) else pool
+            ids = traffic.send(sample, f"c{index}-{next(batches)}", self.plan.canary_batch)
+            sent.extend(ids)
+            self._wait_for_log(log_dir, ids)
+
+        # one clock for the controller's step deadlines and for which labels the store knows
+        clock = ScaledClock(end, scale=self.plan.canary_interval.total_seconds() / self.rollout_policy.rollout.interval_seconds,
+                            on_advance=interval)
+        labels = store_label_source(self.policy, self.settings, lambda: self._requests(traffic, sent), clock.time)
 
         lines: list[str] = []
 
@@ -245,12 +259,17 @@ class Demo:
 
         # The figures of each step (values against thresholds) are the controller's own checks in result.steps.
         result = roll_out(self.rollout_policy, self.settings, backend, challenger_uri=f"models:/{self.policy.model}/{challenger.version}",
-                          labels=traffic.labels, log_dir=log_dir, registry=reg, metrics_source=DirectSource(backend.metrics_targets),
-                          sleep=interval, on_step=step_line, actor="driftloop-demo")
+                          labels=labels, log_dir=log_dir, registry=reg, metrics_source=DirectSource(backend.metrics_targets),
+                          sleep=clock.sleep, clock=clock.time, on_step=step_line, actor="driftloop-demo")
         record = result.to_dict()
         record.update({"period": name, "from_version": str(champion.version) if champion else None,
                        "to_version": str(challenger.version), "bad_challenger": bad, "log": lines})
         self.summary["rollouts"].append(record)
+
+    def _requests(self, traffic: Any, ids: list[str]) -> pd.DataFrame:
+        """The requests ``ids`` with the entity and event time each carried (their labels come from the store)."""
+        keys = traffic.labels()
+        return keys[keys["request_id"].isin(set(ids))].drop(columns=[self.policy.label], errors="ignore")
 
     def _wait_for_log(self, log_dir: Path, ids: list[str], timeout: float = 5.0) -> pd.DataFrame:
         """The logged rows of ``ids``, once the servers have flushed them (every 0.2 s).

@@ -28,6 +28,7 @@ class DemoPlan:
     batch: int = 25  # instances per request during the replay
     canary_batch: int = 4  # instances per request during a canary (more requests, finer split)
     canary_requests: int = 160  # requests per analysis interval
+    canary_interval: pd.Timedelta = pd.Timedelta(hours=1)  # scenario time per analysis interval (the scaled clock)
     min_requests: int = 12  # per arm per step, for the demo's short intervals
     seed: int = 0
     rollout_steps: tuple[int, ...] = (10, 25, 50, 100)
@@ -42,17 +43,20 @@ def plan_for(scenario: str, seed: int = 0) -> DemoPlan:
     month, hours12 = pd.DateOffset(months=1), pd.DateOffset(hours=12)
     plans = {
         "churn": DemoPlan("churn", 48_000, _utc("2025-01-01"),
-                          list(pd.date_range("2025-05-01", "2025-10-01", freq="MS", tz="UTC")), month, "%Y-%m"),
+                          list(pd.date_range("2025-05-01", "2025-10-01", freq="MS", tz="UTC")), month, "%Y-%m",
+                          canary_interval=pd.Timedelta(hours=8)),
         "credit": DemoPlan("credit", 60_000, _utc("2025-01-01"),
-                           list(pd.date_range("2025-03-01", "2025-12-01", freq="MS", tz="UTC")), month, "%Y-%m"),
+                           list(pd.date_range("2025-03-01", "2025-12-01", freq="MS", tz="UTC")), month, "%Y-%m",
+                           canary_interval=pd.Timedelta(hours=8)),
         "fraud": DemoPlan("fraud", 100_000, _utc("2025-03-07"),
                           list(pd.date_range("2025-03-08", "2025-03-13 12:00", freq="12h", tz="UTC")), hours12, "%m-%d %Hh",
                           batch=50),
         "recsys": DemoPlan("recsys", 120_000, _utc("2025-05-22"),
                            list(pd.date_range("2025-05-24", "2025-06-27", freq="4D", tz="UTC")), pd.DateOffset(days=4), "%m-%d",
-                           batch=50),
+                           batch=50, canary_interval=pd.Timedelta(minutes=10)),
         "concept": DemoPlan("concept", 72_000, _utc("2025-04-08"),
-                            list(pd.date_range("2025-04-10", "2025-04-29", freq="2D", tz="UTC")), pd.DateOffset(days=2), "%m-%d"),
+                            list(pd.date_range("2025-04-10", "2025-04-29", freq="2D", tz="UTC")), pd.DateOffset(days=2), "%m-%d",
+                            canary_interval=pd.Timedelta(minutes=10)),
     }
     if scenario not in plans:
         raise DataError(f"unknown scenario {scenario!r}", fix=f"use one of: {', '.join(sorted(plans))}")
@@ -62,6 +66,9 @@ def plan_for(scenario: str, seed: int = 0) -> DemoPlan:
 
 def demo_policy_yaml(policy: Any, plan: DemoPlan) -> str:
     """The scenario's policy with the rollout tuned for compressed time (fewer requests per step).
+
+    The analysis interval is 1 controller second, which the demo's scaled clock turns into
+    ``plan.canary_interval`` of scenario time; the label delay stays the policy's.
 
     >>> from components.policy import load_policy
     >>> "min_requests: 12" in demo_policy_yaml(load_policy("churn"), plan_for("churn"))

@@ -30,7 +30,11 @@ from components.metrics import correct
 from components.monitor.psi import psi_from_counts
 
 Action = Literal["advance", "hold", "rollback", "promote"]
+# What a step's labelled checks were decided on: the labels themselves, the label-free CBPE
+# estimate (components.monitor.estimated) of each arm, or nothing but error rate and latency.
+Evidence = Literal["labels", "estimate", "errors-latency"]
 LABELLED_METRICS = ("accuracy", "ctr")
+ESTIMATED_METRICS = ("accuracy",)  # what CBPE can stand in for before the labels arrive
 # Latency differences below this are within histogram resolution and scheduler noise.
 LATENCY_FLOOR_SECONDS = 0.005
 # The confidence sequence is tightest around rho / 0.25 observations per arm.
@@ -68,6 +72,45 @@ class ArmStats:
     latency_p99: float | None = None
     prediction_counts: Sequence[float] = ()
     outcomes: Mapping[str, Outcome] = field(default_factory=dict)
+    estimates: Mapping[str, Estimate] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A label-free (CBPE) estimate of one arm's metric: ``value`` +- ``half_width`` over ``n`` predictions."""
+
+    value: float
+    half_width: float
+    n: int
+    trusted: bool = True  # the calibration on the arm's reference was good enough
+
+
+@dataclass(frozen=True)
+class LabelCoverage:
+    """How many of a step's predictions (its first interval's) have labels so far.
+
+    >>> c = LabelCoverage(predictions=200, labelled=170, challenger_labelled=20, fraction=0.8, min_labelled=12)
+    >>> c.share, c.enough
+    (0.85, True)
+    """
+
+    predictions: int
+    labelled: int
+    challenger_labelled: int
+    fraction: float  # the policy's rollout.labelled_fraction
+    min_labelled: int  # of the challenger's predictions
+
+    @property
+    def share(self) -> float:
+        return self.labelled / self.predictions if self.predictions else 0.0
+
+    @property
+    def enough(self) -> bool:
+        return self.predictions > 0 and self.share >= self.fraction and self.challenger_labelled >= self.min_labelled
+
+    def describe(self) -> str:
+        return (f"{self.labelled}/{self.predictions} ({self.share:.0%}) of the step's predictions labelled, "
+                f"challenger {self.challenger_labelled}; need {self.fraction:.0%} and {self.min_labelled}")
 
 
 @dataclass(frozen=True)
@@ -94,9 +137,10 @@ class StepDecision:
     reasons: list[str]
     checks: list[CheckResult] = field(default_factory=list)
     failed: int = 0  # failed checks in this analysis
+    evidence: Evidence | None = None  # set when the policy waits for labels (rollout.label_delay)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "reasons": self.reasons, "failed": self.failed,
+        return {"action": self.action, "reasons": self.reasons, "failed": self.failed, "evidence": self.evidence,
                 "checks": [c.to_dict() for c in self.checks]}
 
 
@@ -236,12 +280,36 @@ def _check_labelled(check: Any, champ: ArmStats, chal: ArmStats, alpha: float, m
     return results
 
 
-def analyse_step(rollout: Any, champion: ArmStats, challenger: ArmStats, step: int, failed_before: int = 0) -> StepDecision:
+def _check_estimated(check: Any, champ: ArmStats, chal: ArmStats) -> CheckResult:
+    """A labelled check decided on the arms' CBPE estimates: fails only when the estimated drop
+    exceeds ``max_drop`` by more than both bands together (never decisive: estimates can be wrong)."""
+    name = check.metric
+    max_drop = check.max_drop if check.max_drop is not None else 0.0
+    a, b = champ.estimates.get(name), chal.estimates.get(name)
+    if a is None or b is None:
+        return CheckResult(name, None, max_drop, None, f"{name}: no estimate (challenger {b is not None}, champion {a is not None})")
+    drop, half = a.value - b.value, math.hypot(a.half_width, b.half_width)
+    trust = "" if a.trusted and b.trusted else "; calibration flagged untrusted"
+    text = (f"{name} estimated drop {_fmt(drop)} +- {_fmt(half)} (CBPE: champion {_fmt(a.value)} n={a.n}, "
+            f"challenger {_fmt(b.value)} n={b.n}{trust})")
+    if drop - half > max_drop:
+        return CheckResult(name, drop, max_drop, False, f"{text} > max_drop {_fmt(max_drop)}")
+    return CheckResult(name, drop, max_drop, True, f"{text} ok")
+
+
+def analyse_step(rollout: Any, champion: ArmStats, challenger: ArmStats, step: int, failed_before: int = 0,
+                 evidence: Evidence | None = None) -> StepDecision:
     """Decide after analysis step ``step`` (an index into ``rollout.steps``).
 
     Rolls back when a sequential test is conclusive or when failed checks so far exceed
     ``rollout.max_failed_checks``; holds on a tolerated failure or on no data; promotes after
     the last step; advances otherwise.
+
+    ``evidence`` (None = as always: labels) says what the labelled checks are decided on:
+    ``"labels"``; ``"estimate"``: each arm's CBPE estimate (:func:`_check_estimated`; ctr,
+    which CBPE cannot estimate, is left out); ``"errors-latency"``: the labelled checks are
+    left out. The decision carries ``evidence``; whether a step may advance without labels is
+    :func:`wait_for_labels`'s call.
     """
     if not 0 <= step < len(rollout.steps):
         raise ValueError(f"step {step} is outside rollout.steps {rollout.steps}")
@@ -254,8 +322,11 @@ def analyse_step(rollout: Any, champion: ArmStats, challenger: ArmStats, step: i
             checks.append(_check_latency(check, champion, challenger))
         elif check.metric == "prediction_shift":
             checks.append(_check_shift(check, champion, challenger))
-        elif check.metric in LABELLED_METRICS:
+        elif check.metric in LABELLED_METRICS and evidence in (None, "labels"):
             checks.extend(_check_labelled(check, champion, challenger, rollout.alpha, rollout.min_requests))
+        elif check.metric in LABELLED_METRICS:
+            if evidence == "estimate" and check.metric in ESTIMATED_METRICS:
+                checks.append(_check_estimated(check, champion, challenger))
         else:  # the policy schema forbids this; keep the pure function total anyway
             raise ValueError(f"unknown rollout metric {check.metric!r}")
     no_data = []
@@ -267,14 +338,36 @@ def analyse_step(rollout: Any, champion: ArmStats, challenger: ArmStats, step: i
     failed = [c for c in checks if c.passed is False]
     reasons = [c.reason for c in failed]
     if any(c.decisive for c in failed):
-        return StepDecision("rollback", reasons, checks, len(failed))
+        return StepDecision("rollback", reasons, checks, len(failed), evidence)
     if failed and failed_before + len(failed) > rollout.max_failed_checks:
-        return StepDecision("rollback", reasons, checks, len(failed))
+        return StepDecision("rollback", reasons, checks, len(failed), evidence)
     if failed:
-        return StepDecision("hold", [*reasons, f"failed checks {failed_before + len(failed)} <= max_failed_checks {rollout.max_failed_checks}"], checks, len(failed))
+        return StepDecision("hold", [*reasons, f"failed checks {failed_before + len(failed)} <= max_failed_checks {rollout.max_failed_checks}"],
+                            checks, len(failed), evidence)
     if no_data:
-        return StepDecision("hold", no_data, checks)
+        return StepDecision("hold", no_data, checks, 0, evidence)
     passed = [c.reason for c in checks]
-    if step == len(rollout.steps) - 1:
-        return StepDecision("promote", [f"all checks passed at {percent}%", *passed], checks)
-    return StepDecision("advance", [f"all checks passed at {percent}%", *passed], checks)
+    on = "" if evidence in (None, "labels") else f" on the {evidence} evidence"
+    action: Action = "promote" if step == len(rollout.steps) - 1 else "advance"
+    return StepDecision(action, [f"all checks passed at {percent}%{on}", *passed], checks, 0, evidence)
+
+
+def wait_for_labels(decision: StepDecision, coverage: LabelCoverage, deadline_passed: bool, left: str = "") -> StepDecision:
+    """Hold a step that would advance or promote without its labels, until they arrive or the deadline passes.
+
+    A rollback is never held back; a step whose labels are in, or whose deadline has passed,
+    keeps its decision (then decided on the estimate or on errors and latency alone, as its
+    ``evidence`` says).
+
+    >>> d = StepDecision("advance", ["all checks passed at 10% on the estimate evidence"], evidence="estimate")
+    >>> c = LabelCoverage(predictions=300, labelled=30, challenger_labelled=3, fraction=0.8, min_labelled=12)
+    >>> w = wait_for_labels(d, c, deadline_passed=False, left="5h 30m")
+    >>> w.action, w.reasons[0]
+    ('hold', "waiting for labels: 30/300 (10%) of the step's predictions labelled, challenger 3; need 80% and 12 (deadline in 5h 30m)")
+    >>> wait_for_labels(d, c, deadline_passed=True).action
+    'advance'
+    """
+    if decision.action not in ("advance", "promote") or coverage.enough or deadline_passed:
+        return decision
+    deadline = f" (deadline in {left})" if left else ""
+    return StepDecision("hold", [f"waiting for labels: {coverage.describe()}{deadline}", *decision.reasons[1:]], decision.checks, 0, decision.evidence)

@@ -12,6 +12,7 @@ the champion and records the reason in the registry. Clock and sleep are injecta
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -26,7 +27,16 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from components.errors import ConfigError, DriftloopError, ServiceUnavailable
 from components.model_uri import parse_model_uri
-from serving.canary.analysis import LABELLED_METRICS, ArmStats, Outcome, StepDecision, analyse_step
+from serving.canary.analysis import (
+    LABELLED_METRICS,
+    ArmStats,
+    Estimate,
+    Evidence,
+    Outcome,
+    StepDecision,
+    analyse_step,
+    wait_for_labels,
+)
 from serving.canary.backends import TrafficBackend
 from serving.canary.lease import Lease, acquire, retry_until
 from serving.canary.state import RolloutConflict, state_store
@@ -61,6 +71,7 @@ class RolloutResult:
     champion_version: str
     challenger_version: str
     steps: list[dict[str, Any]] = field(default_factory=list)
+    evidence: str = ""  # what the deciding step's labelled checks used (label_delay policies): labels | estimate | errors-latency
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,17 +104,21 @@ class RolloutResult:
         """
         lines = [f"# Canary: {self.outcome.replace('_', ' ')}", "", self.reason, "", f"champion v{self.champion_version}, challenger v{self.challenger_version}",
                  "", "| traffic | decision | reasons |", "| --- | --- | --- |"]
-        lines += [f"| {s['percent']}% | {s['decision']} | {'; '.join(s['reasons']) or '-'} |" for s in self.steps]
+        lines += [f"| {s['percent']}% | {s['decision']}{' on ' + s['evidence'] if s.get('evidence') else ''} | {'; '.join(s['reasons']) or '-'} |"
+                  for s in self.steps]
         return "\n".join(lines) + "\n"
 
 
 def format_step(index: int, total: int, percent: int, decision: StepDecision) -> str:
-    """One readable line per analysed step.
+    """One readable line per analysed step; with a label delay it names the evidence used.
 
     >>> format_step(0, 4, 10, StepDecision("hold", ["error_rate 0.034 > 0.01 (challenger, n=412)"]))
     'step 1/4 at 10%: hold - error_rate 0.034 > 0.01 (challenger, n=412)'
+    >>> format_step(1, 4, 25, StepDecision("advance", ["all checks passed at 25%"], evidence="labels"))
+    'step 2/4 at 25%: advance on labels - all checks passed at 25%'
     """
-    return f"step {index + 1}/{total} at {percent}%: {decision.action} - {'; '.join(decision.reasons[:3])}"
+    on = f" on {decision.evidence}" if decision.evidence else ""
+    return f"step {index + 1}/{total} at {percent}%: {decision.action}{on} - {'; '.join(decision.reasons[:3])}"
 
 
 def labelled_outcomes(log_df: pd.DataFrame, labels: pd.DataFrame, label: str, metrics: set[str], segment: str | None) -> dict[str, dict[str, Outcome]]:
@@ -214,6 +229,7 @@ def run_rollout(
 
     metrics: set[str] = {str(c.metric) for c in rollout.checks if c.metric in LABELLED_METRICS}
     step, failed, no_data_holds = record.step, record.failed_checks, 0
+    waiter = _LabelWait(policy, registry, champion_v, challenger_v, clock, say) if rollout.label_wait_seconds else None
     with _interrupts():
         try:
             backend.deploy_challenger(f"models:/{model}/{challenger_v}")
@@ -226,7 +242,8 @@ def run_rollout(
                 retry_until(backend.rollback, "the rollback traffic move", deadline_seconds=retry_deadline, sleep=sleep, on_retry=say)
                 lease.write(phase="rolled_back", percent=0, reason="the metrics source is offline")
                 raise ServiceUnavailable(f"the metrics source {_describe(metrics_source)} is offline", fix="start Prometheus or the model servers' /metrics, or fix DRIFTLOOP_PROMETHEUS_URL")
-            started = datetime.fromtimestamp(record.started_at, UTC)
+            # the log's times are the servers' wall time, whatever clock the analysis runs on
+            started = datetime.fromtimestamp(time.time() - max(clock() - record.started_at, 0.0), UTC)
             base = {v: arm_snapshot(metrics_source, model, v) for v in (champion_v, challenger_v)}
             lease.write(step=step, percent=rollout.steps[step])  # the record first: a crash after the move knows about it
             backend.set_traffic(rollout.steps[step])
@@ -236,16 +253,26 @@ def run_rollout(
                 sleep(rollout.interval_seconds)
                 now = {v: arm_snapshot(metrics_source, model, v) for v in base}
                 outcomes: dict[str, dict[str, Outcome]] = {}
+                estimates: dict[str, dict[str, Estimate]] = {}
                 if metrics and labels is not None and log_dir is not None:
                     from serving.prediction_log import read_log
 
-                    outcomes = labelled_outcomes(read_log(log_dir, model, start=started), labels(), policy.label, metrics, policy.segment_column)
-                arms = [_arm(v, now[v].minus(base[v]), now[v].minus(step_base[v]), outcomes.get(v, {})) for v in (champion_v, challenger_v)]
-                decision = analyse_step(rollout, arms[0], arms[1], step, failed_before=failed)
+                    log_df, labels_df = read_log(log_dir, model, start=started), labels()
+                    outcomes = labelled_outcomes(log_df, labels_df, policy.label, metrics, policy.segment_column)
+                    if waiter is not None:
+                        estimates = waiter.observe(log_df, labels_df)
+                arms = [_arm(v, now[v].minus(base[v]), now[v].minus(step_base[v]), outcomes.get(v, {}), estimates.get(v, {}))
+                        for v in (champion_v, challenger_v)]
+                if waiter is None:
+                    decision = analyse_step(rollout, arms[0], arms[1], step, failed_before=failed)
+                else:
+                    decision = waiter.decide(analyse_step(rollout, arms[0], arms[1], step, failed_before=failed, evidence=waiter.evidence(estimates)))
                 percent = rollout.steps[step]
                 result.steps.append({"percent": percent, "started_at": datetime.fromtimestamp(step_started, UTC).isoformat(),
                                      "analysed_at": datetime.fromtimestamp(clock(), UTC).isoformat(),
-                                     "decision": decision.action, "reasons": decision.reasons, "checks": [c.to_dict() for c in decision.checks]})
+                                     "decision": decision.action, "reasons": decision.reasons, "checks": [c.to_dict() for c in decision.checks],
+                                     **({"evidence": decision.evidence, "labels": waiter.coverage_dict()} if waiter else {})})
+                result.evidence = decision.evidence or ""
                 say(format_step(step, len(rollout.steps), percent, decision))
                 failed += decision.failed
                 lease.write(last_analysed_at=clock(), failed_checks=failed, steps=result.steps)  # also keeps the lease fresh
@@ -253,6 +280,9 @@ def run_rollout(
                     return finish("rolled_back", decision.reasons[0] if decision.reasons else "analysis failed")
                 if decision.action == "promote":
                     return finish("promoted", f"all checks passed at every step {rollout.steps}")
+                if decision.action == "hold" and waiter is not None and waiter.waiting:
+                    no_data_holds = 0  # waiting for labels within the deadline is not a lack of traffic
+                    continue
                 if decision.action == "hold":
                     no_data_holds = no_data_holds + 1 if decision.failed == 0 else 0
                     if no_data_holds > max_no_data_holds:
@@ -263,6 +293,8 @@ def run_rollout(
                 lease.write(step=step, percent=rollout.steps[step])
                 backend.set_traffic(rollout.steps[step])
                 step_base, step_started = now, clock()
+                if waiter is not None:
+                    waiter.next_step()
         except RolloutConflict:
             raise  # another controller owns the service now: its traffic is not ours to move
         except RolloutInterrupted as exc:
@@ -345,9 +377,80 @@ def _describe(source: MetricsSource) -> str:
     return str(getattr(source, "url", None) or getattr(source, "targets", None) or type(source).__name__)
 
 
-def _arm(version: str, cum: ArmSnapshot, step: ArmSnapshot, outcomes: dict[str, Outcome]) -> ArmStats:
+def _arm(version: str, cum: ArmSnapshot, step: ArmSnapshot, outcomes: dict[str, Outcome], estimates: dict[str, Estimate]) -> ArmStats:
     return ArmStats(
         version=version, requests=int(cum.requests), errors=int(cum.errors), step_requests=int(step.requests),
         latency_p95=cum.latency_quantile(0.95), latency_p99=cum.latency_quantile(0.99),
-        prediction_counts=cum.prediction_counts(), outcomes=outcomes,
+        prediction_counts=cum.prediction_counts(), outcomes=outcomes, estimates=estimates,
     )
+
+
+class _LabelWait:
+    """A step's wait for its labels (``rollout.label_delay``): its cohort, coverage, deadline and evidence.
+
+    The cohort is the step's predictions logged by its first analysis at which the challenger
+    has served ``min_labelled / labelled_fraction`` of them; the deadline is that analysis
+    plus ``rollout.label_wait_seconds`` on the controller's clock.
+    """
+
+    def __init__(self, policy: Policy, registry: Registry, champion: str, challenger: str, clock: Callable[[], float],
+                 say: Callable[[str], None]) -> None:
+        from components.policy import DEFAULT_LABELLED_FRACTION
+        from serving.canary.evidence import fit_arm_estimator
+
+        r = policy.rollout
+        self.policy, self.challenger, self.clock = policy, challenger, clock
+        self.fraction = r.labelled_fraction or DEFAULT_LABELLED_FRACTION
+        self.min_labelled = r.min_labelled or r.min_requests
+        self.wait = float(r.label_wait_seconds or 0.0)
+        self.estimators = {v: fit_arm_estimator(registry, policy, v, say) for v in (champion, challenger)}
+        self.seen: set[str] = set()  # request ids logged before the step started
+        self.cohort: Any = None
+        self.deadline: float | None = None
+        self.coverage: Any = None
+        self.waiting = False
+
+    def observe(self, log_df: pd.DataFrame, labels_df: pd.DataFrame) -> dict[str, dict[str, Estimate]]:
+        """Update the step's cohort and label coverage from this analysis' log and labels; return each arm's estimates."""
+        from serving.canary.evidence import arm_estimates, label_coverage
+
+        cohort = self.cohort
+        if cohort is None:  # still filling: the step's predictions so far
+            cohort = log_df[~log_df["request_id"].astype(str).isin(self.seen)][["request_id", "model_version"]]
+            if int((cohort["model_version"].astype(str) == self.challenger).sum()) >= math.ceil(self.min_labelled / self.fraction):
+                self.cohort, self.deadline = cohort, self.clock() + self.wait  # enough challenger predictions: fixed, the deadline runs
+        self._last_ids = set(log_df["request_id"].astype(str))
+        self.coverage = label_coverage(cohort, labels_df, self.policy.label, self.challenger, self.fraction, self.min_labelled)
+        return arm_estimates(log_df, self.estimators)
+
+    def evidence(self, estimates: dict[str, dict[str, Estimate]]) -> Evidence:
+        if self.coverage is not None and self.coverage.enough:
+            return "labels"
+        return "estimate" if all(v in estimates for v in self.estimators) else "errors-latency"
+
+    def decide(self, decision: StepDecision) -> StepDecision:
+        from serving.canary.analysis import LabelCoverage
+        from serving.canary.evidence import format_wait
+
+        coverage = self.coverage or LabelCoverage(0, 0, 0, self.fraction, self.min_labelled)
+        if self.deadline is None:  # the cohort is still filling: not enough challenger traffic yet (a no-data hold)
+            held = wait_for_labels(decision, coverage, False, "")
+            self.waiting = False
+            if held is not decision:
+                need = math.ceil(self.min_labelled / self.fraction)
+                return StepDecision("hold", [f"no data: the step's cohort needs {need} challenger predictions before its labels are awaited",
+                                             *held.reasons], held.checks, 0, held.evidence)
+            return held
+        left = self.deadline - self.clock()
+        held = wait_for_labels(decision, coverage, left <= 0, format_wait(left))
+        self.waiting = held is not decision
+        return held
+
+    def coverage_dict(self) -> dict[str, Any]:
+        c = self.coverage
+        return {} if c is None else {"predictions": c.predictions, "labelled": c.labelled, "challenger_labelled": c.challenger_labelled,
+                                     "needed_fraction": c.fraction, "needed_challenger": c.min_labelled, "enough": c.enough}
+
+    def next_step(self) -> None:
+        self.seen = getattr(self, "_last_ids", set())
+        self.cohort, self.deadline, self.coverage, self.waiting = None, None, None, False

@@ -127,6 +127,7 @@ def roll_out(
     on_step: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     actor: str = "driftloop-rollout",
+    clock: Callable[[], float] = time.time,
 ) -> RolloutResult:
     """Roll ``challenger_uri`` (default ``models:/<model>@challenger``) out by the policy's canary steps.
 
@@ -137,6 +138,7 @@ def roll_out(
     is sent through the backend's ``url`` as live traffic whose labels feed the labelled
     checks; ``labels`` (a frame, a parquet/CSV path or a callable) are delayed labels by
     ``request_id``. ``log_dir`` is the prediction log (default ``<workdir>/predictions``).
+    ``clock`` and ``sleep`` are the controller's (a replay's scaled clock drives both).
 
     Problems found before traffic moves raise ConfigError/DataError/ServiceUnavailable
     with no process started; afterwards the result says ``promoted`` or ``rolled_back``.
@@ -179,7 +181,7 @@ def roll_out(
             cleanup.callback(traffic.stop)
             labels_fn = labels_fn or traffic.labels
         return run_rollout(policy, traffic_backend, metrics_source, registry, challenger_uri=challenger_uri, labels=labels_fn,
-                           log_dir=log_arg, sleep=sleep, on_step=say, actor=actor)
+                           log_dir=log_arg, sleep=sleep, clock=clock, on_step=say, actor=actor)
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow exceptions
 
 

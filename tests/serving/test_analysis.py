@@ -152,3 +152,41 @@ def test_labelled_outcome_counts_use_the_one_decision_rule() -> None:
         assert out[version]["ctr"] == Outcome(len(group), int(group["y"].sum()))
         in_a = (group["seg"] == "a").to_numpy()
         assert out[version]["accuracy[a]"] == Outcome(int(in_a.sum()), int(right[in_a].sum()))
+
+
+def test_evidence_decides_what_the_accuracy_check_uses() -> None:
+    """Labels: the sequential test; estimate: the CBPE estimates (ctr is left out); errors-latency: no labelled check."""
+    from serving.canary.analysis import Estimate
+
+    r = Rollout(steps=[10, 100], min_requests=50, max_failed_checks=0,
+                checks=[RolloutCheck(metric="error_rate", max=0.01), RolloutCheck(metric="accuracy", max_drop=0.02),
+                        RolloutCheck(metric="ctr", max_drop=0.02)], label_delay="6h")
+    good = {"accuracy": Estimate(0.90, 0.03, 400)}
+    worse = {"accuracy": Estimate(0.70, 0.03, 400)}
+    no_labels = {"accuracy": Outcome(), "ctr": Outcome()}
+    d = analyse_step(r, arm(estimates=good, outcomes=no_labels), arm("2", estimates=good, outcomes=no_labels), step=0, evidence="estimate")
+    assert d.action == "advance" and d.evidence == "estimate" and [c.metric for c in d.checks] == ["error_rate", "accuracy"]
+    assert d.reasons[0] == "all checks passed at 10% on the estimate evidence"
+    d = analyse_step(r, arm(estimates=good, outcomes=no_labels), arm("2", estimates=worse, outcomes=no_labels), step=0, evidence="estimate")
+    assert d.action == "rollback" and d.reasons[0].startswith("accuracy estimated drop 0.2 +- 0.0424")
+    # a drop inside both bands is not a failure: the estimate alone is not proof
+    near = {"accuracy": Estimate(0.86, 0.03, 400)}
+    assert analyse_step(r, arm(estimates=good), arm("2", estimates=near), step=0, evidence="estimate").checks[1].passed is True
+    d = analyse_step(r, arm(outcomes=no_labels), arm("2", outcomes=no_labels), step=0, evidence="errors-latency")
+    assert d.action == "advance" and [c.metric for c in d.checks] == ["error_rate"]
+    # with labels in, the labelled checks decide as without a delay (no labels yet: no data, hold)
+    assert analyse_step(r, arm(outcomes=no_labels), arm("2", outcomes=no_labels), step=0, evidence="labels").action == "hold"
+
+
+def test_a_policy_without_label_delay_is_analysed_as_before() -> None:
+    from serving.canary.analysis import LabelCoverage, StepDecision, wait_for_labels
+
+    assert ROLLOUT.label_wait_seconds is None
+    d = analyse_step(ROLLOUT, arm(), arm("2"), step=0)
+    assert d.evidence is None and d.to_dict()["evidence"] is None and d.reasons[0] == "all checks passed at 10%"
+    # waiting never holds back a rollback, nor a step whose labels are in
+    rollback = StepDecision("rollback", ["error_rate 0.2 > 0.01"], evidence="estimate")
+    short = LabelCoverage(100, 10, 1, 0.8, 50)
+    assert wait_for_labels(rollback, short, deadline_passed=False) is rollback
+    advance = StepDecision("advance", ["all checks passed at 10%"], evidence="labels")
+    assert wait_for_labels(advance, LabelCoverage(100, 90, 60, 0.8, 50), deadline_passed=False) is advance

@@ -112,7 +112,8 @@ def test_demo_rolls_out_through_the_entry_point(monkeypatch: pytest.MonkeyPatch,
                                tmp_path / "log", 0)
     (args, kwargs), = calls
     assert args[0] is demo.rollout_policy and args[2] is backend  # the demo's own router, left running
-    assert kwargs["challenger_uri"] == "models:/churn/2" and kwargs["labels"] is traffic.labels
+    assert kwargs["challenger_uri"] == "models:/churn/2" and callable(kwargs["labels"])
+    assert kwargs["labels"] is not traffic.labels and kwargs["clock"] is not None  # labels from the store, on the scaled clock
     (record,) = demo.summary["rollouts"]
     assert record["outcome"] == "promoted" and record["steps"][0]["checks"][0]["metric"] == "error_rate"
 
