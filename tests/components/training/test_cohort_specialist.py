@@ -63,7 +63,8 @@ def test_specialist_gets_its_own_aliases_gated_on_its_cohort_and_leaves_the_glob
     spec = retrain(policy, "cohort", END, cohort="subprime", source=frame, registry=registry, decision_id="d-sub", actor="test")
     assert spec.alias == "challenger-subprime" and spec.verdict.passed, spec.verdict.reasons
     assert spec.version.tags["driftloop.cohort"] == "subprime" and spec.version.tags["driftloop.specialist"] == "true"
-    assert spec.version.params["cohort"] == "subprime"
+    assert spec.version.params["cohort"] == "subprime" and spec.version.tags["driftloop.training_cohorts"] == '["subprime"]'
+    assert base.version.tags["driftloop.training_cohorts"] == '["prime", "subprime"]' and "driftloop.cohort" not in base.version.tags
     holdout_rows = len(spec.training.holdout)
     assert spec.verdict.challenger["overall"]["n"] == spec.verdict.champion["overall"]["n"] == holdout_rows
     assert {k for k, v in spec.verdict.challenger["segments"].items() if v["n"]} == {"subprime"}  # compared on the cohort's holdout only
