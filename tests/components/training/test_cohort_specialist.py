@@ -14,9 +14,11 @@ import pytest
 from components.errors import ConfigError
 from components.registry import CHALLENGER, CHAMPION, ModelRegistry
 from components.registry.aliases import alias_for
+from components.registry.reconcile import reconcile
 from components.settings import Settings
 from components.training.datasets import build_training_set, specialist_cohort, training_cohorts
 from components.training.workflow import gate, retrain, review_specialists
+from driftloop.demo.cohort import retrain_lineage
 from tests.components.training.training_synth import START, make_frame, make_policy
 
 pytestmark = pytest.mark.integration
@@ -65,6 +67,8 @@ def test_specialist_gets_its_own_aliases_gated_on_its_cohort_and_leaves_the_glob
     assert spec.version.tags["driftloop.cohort"] == "subprime" and spec.version.tags["driftloop.specialist"] == "true"
     assert spec.version.params["cohort"] == "subprime" and spec.version.tags["driftloop.training_cohorts"] == '["subprime"]'
     assert base.version.tags["driftloop.training_cohorts"] == '["prime", "subprime"]' and "driftloop.cohort" not in base.version.tags
+    assert retrain_lineage(registry, "cohorts", "d-sub") == {  # what the demo's summary reports for the retrain event
+        "version": str(spec.version.version), "training_rows": len(spec.training.train), "training_cohorts": ["subprime"], "cohort": "subprime"}
     holdout_rows = len(spec.training.holdout)
     assert spec.verdict.challenger["overall"]["n"] == spec.verdict.champion["overall"]["n"] == holdout_rows
     assert {k for k, v in spec.verdict.challenger["segments"].items() if v["n"]} == {"subprime"}  # compared on the cohort's holdout only
@@ -92,6 +96,12 @@ def test_specialist_gets_its_own_aliases_gated_on_its_cohort_and_leaves_the_glob
     assert view.rollback("cohorts", reason="cohort canary rolled back", version=base.version.version).version == spec.version.version
     assert registry.get("cohorts", "challenger-subprime") is None
     assert registry.get("cohorts", CHAMPION).version == base.version.version and registry.get("cohorts", CHALLENGER) is None
+
+    # a cohort promotion that crashed after its intent entry is completed on the cohort's aliases only
+    registry._audit("cohorts", "intent", "champion-subprime", base.version.version, spec.version.version, "test", "promote: crashed", "subprime")
+    assert reconcile(registry, "cohorts")[0].startswith("completed promote")
+    assert registry.get("cohorts", "champion-subprime").version == base.version.version
+    assert registry.history("cohorts")[-1]["cohort"] == "subprime" and registry.get("cohorts", CHAMPION).version == base.version.version
 
 
 def test_a_specialist_the_global_champion_caught_up_with_is_retired_with_the_reason(tmp_path, frame: pd.DataFrame) -> None:
