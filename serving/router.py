@@ -17,7 +17,8 @@ Cohort routes (the local stand-in for a KServe InferenceGraph ``Switch`` on the 
 with ``--cohort-column user_cohort --route casual=http://...``, a row whose cohort has a
 route goes to that cohort's champion (its specialist), every other row to the global
 champion. ``--canary-cohort casual`` confines the canary to that cohort: only its rows are
-split by ``percent``, other cohorts' rows never reach the challenger. A batch whose rows
+split by ``percent``, other cohorts' rows never reach the challenger; a global canary splits
+only the rows the global champion serves (a cohort with a specialist stays on it). A batch whose rows
 go to different servers is sent as one request per row (row ``i`` of request ``R`` as
 request id ``R-i``, the predictor's own per-row log id) and the answers are merged in
 order. ``x-served-by`` names the arm: ``champion``, ``champion-<cohort>`` or ``challenger``.
@@ -27,6 +28,9 @@ order. ``x-served-by`` names the arm: ``champion``, ``champion-<cohort>`` or ``c
 ('challenger', 'champion', 'champion')
 >>> choose(Split("http://global", None, 0, {"casual": "http://casual"}, "user_cohort"), "casual", "r1")
 'champion-casual'
+>>> global_canary = Split("http://global", "http://canary", 100, {"casual": "http://casual"}, "user_cohort")
+>>> choose(global_canary, "casual", "r1"), choose(global_canary, "power", "r1")
+('champion-casual', 'challenger')
 
 >>> routes_to_challenger("req-42", 0), routes_to_challenger("req-42", 100)
 (False, True)
@@ -79,9 +83,11 @@ class Split:
 
 
 def choose(split: Split, cohort: str | None, request_id: str) -> str:
-    """The arm of one row: the challenger for its canary share (the canary cohort's rows only, if one is set),
-    else its cohort's specialist when it has a route, else the global champion."""
-    canary_row = split.cohort is None or (cohort is not None and str(cohort) == split.cohort)
+    """The arm of one row: the challenger for its canary share, else its cohort's specialist when it has a route,
+    else the global champion. A cohort canary (``split.cohort``) takes only that cohort's rows; a global canary
+    only the rows the global champion serves (a cohort with a specialist stays on it)."""
+    routed = cohort is not None and str(cohort) in split.routes
+    canary_row = (not routed) if split.cohort is None else (cohort is not None and str(cohort) == split.cohort)
     if split.challenger and canary_row and routes_to_challenger(request_id, split.percent):
         return "challenger"
     if cohort is not None and str(cohort) in split.routes:
