@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.registry.aliases import alias_for
 from components.registry.store import CHALLENGER, CHAMPION
 
 
@@ -55,14 +56,18 @@ def reconcile(registry: Any, model: str, served: dict[str, Any] | None = None, a
 def _complete(registry: Any, model: str, intent: dict[str, Any], actor: str) -> str:
     action, version, previous = intent.get("action"), intent["version"], intent["previous"]
     reason = f"reconcile: complete the interrupted {action} of {intent['at']} ({intent['reason']})"
+    cohort = intent.get("cohort")  # a cohort specialist's move: its own aliases (components.registry.aliases)
+    if action == "retire":
+        registry.retire(model, cohort, actor=actor, reason=reason)
+        return f"completed retire of the {cohort} specialist version {previous}"
     if action == "set_challenger":
-        registry.set_challenger(model, version, actor=actor, reason=reason)
+        registry.set_challenger(model, version, actor=actor, reason=reason, cohort=cohort)
         return f"completed set_challenger -> version {version}"
-    if action == "rollback" and intent["alias"] == CHALLENGER:
-        registry.rollback(model, actor=actor, reason=reason, version=previous)
+    if action == "rollback" and intent["alias"] == alias_for(CHALLENGER, cohort):
+        registry.rollback(model, actor=actor, reason=reason, version=previous, cohort=cohort)
         return f"completed rollback of challenger version {previous}"
     # a promotion, or a champion rollback (a promotion back to the earlier champion)
-    registry.promote(model, version, actor=actor, reason=reason, previous=previous)
+    registry.promote(model, version, actor=actor, reason=reason, previous=previous, cohort=cohort)
     return f"completed {action}: champion -> version {version} (was {previous})"
 
 

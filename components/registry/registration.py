@@ -88,7 +88,7 @@ class Registration(MlflowStore):
                     version = client.create_model_version(
                         name, source=source, run_id=run_id,
                         tags={KEY_TAG: key, "driftloop.strategy": training.strategy, "driftloop.window": training.window, "driftloop.decision_id": decision_id or "", "driftloop.gate_passed": str(bool(verdict.passed)).lower(),
-                              DIGEST_TAG: json.dumps(digests, sort_keys=True, separators=(",", ":"))},
+                              DIGEST_TAG: json.dumps(digests, sort_keys=True, separators=(",", ":")), **_cohort_tags(policy, training)},
                     )
                 with self._service():  # the reference profile's digest, checked before the monitors use it
                     client.set_model_version_tag(name, version.version, PROFILE_DIGEST_TAG, profile_digest)
@@ -106,7 +106,7 @@ class Registration(MlflowStore):
             "holdout_share": policy.trainer.holdout, "train_rows": len(training.train), "holdout_rows": len(training.holdout),
             "gate_metric": verdict.metric, "gate_passed": bool(verdict.passed), "upweighted": training.weights is not None,
         }
-        tags = {KEY_TAG: key, "driftloop.model": policy.model, "driftloop.strategy": training.strategy, "driftloop.decision_id": decision_id or "", "driftloop.window": training.window}
+        tags = {KEY_TAG: key, "driftloop.model": policy.model, "driftloop.strategy": training.strategy, "driftloop.decision_id": decision_id or "", "driftloop.window": training.window} | _cohort_tags(policy, training)
         with self._service():
             run = client.create_run(experiment_id, run_name=f"{policy.model}-{training.strategy}-{training.window_end:%Y%m%dT%H%M}", tags=tags)
         run_id = run.info.run_id
@@ -152,6 +152,20 @@ class Registration(MlflowStore):
                 self._client().set_tag(info.run_id, "driftloop.duplicate_of", str(winner.version))
                 self._client().delete_model_version(model, str(mine))
         return winner
+
+
+def _cohort_tags(policy: Policy, training: Any) -> dict[str, str]:
+    """Cohort lineage: ``driftloop.training_cohorts`` (JSON list of the cohorts in the training rows) and, for a
+    cohort retrain, ``driftloop.cohort`` and ``driftloop.specialist`` (trained on that cohort's rows only)."""
+    from components.training.datasets import training_cohorts
+
+    try:
+        tags = {"driftloop.training_cohorts": json.dumps(training_cohorts(policy, training))}
+    except DriftloopError:  # a policy without a cohort column
+        tags = {}
+    if training.cohort:
+        tags |= {"driftloop.cohort": str(training.cohort), "driftloop.specialist": str(training.weights is None).lower()}
+    return tags
 
 
 def _metric_dict(baseline: dict[str, Any]) -> dict[str, float]:

@@ -4,7 +4,9 @@ Strategies (``policy.actions[].strategy``):
 
 - ``full``: all labelled history up to ``end``;
 - ``recent_window``: the last ``window`` (``"14d"``, ``"12M"``...) up to ``end``;
-- ``cohort``: one cohort only, or every row with that cohort up-weighted (``upweight``);
+- ``cohort``: a *specialist*: only that cohort's rows inside the window (the action's
+  ``window``; none means all history); with ``upweight`` instead every cohort's rows, the
+  cohort's weighted up (a global model, not a specialist);
 - ``emergency``: only the most recent labelled rows (``window``, default ten policy
   periods), refusing to train on fewer than ``min_rows``.
 
@@ -132,6 +134,32 @@ def build_training_set(
         cohort=cohort if strategy == "cohort" else None,
         weights=w_train,
     )
+
+
+def specialist_cohort(data: TrainingData) -> str | None:
+    """The cohort a training set makes a specialist for: its cohort when it holds only that cohort's rows (not up-weighted).
+
+    >>> import pandas as pd
+    >>> empty = pd.DataFrame()
+    >>> t = pd.Timestamp("2025-01-01", tz="UTC")
+    >>> specialist_cohort(TrainingData(empty, empty, t, t, "cohort", "casual")), specialist_cohort(TrainingData(empty, empty, t, t, "full"))
+    ('casual', None)
+    """
+    return data.cohort if data.strategy == "cohort" and data.cohort is not None and data.weights is None else None
+
+
+def training_cohorts(policy: Policy, data: TrainingData) -> list[str]:
+    """The cohort values present in the training rows (sorted), as the demo's summary reports them.
+
+    >>> import pandas as pd
+    >>> from components.policy import load_policy
+    >>> t = pd.Timestamp("2025-01-01", tz="UTC")
+    >>> rows = pd.DataFrame({"user_cohort": ["power", "casual", "casual"]})
+    >>> training_cohorts(load_policy("recsys"), TrainingData(rows, rows, t, t, "full"))
+    ['casual', 'power']
+    """
+    column = cohort_column(policy)
+    return sorted(map(str, data.train[column].dropna().unique())) if column in data.train.columns else []
 
 
 def cohort_column(policy: Policy) -> str:

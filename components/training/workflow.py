@@ -9,7 +9,12 @@ registered with its verdict (``driftloop.gate_passed``), so failures stay audita
 first model that passes the gate becomes ``champion`` when there is none; later passing
 models become ``challenger``; a failing model gets no alias. A retry of the same decision
 (same window, strategy, cohort and decision id) returns the registered version and moves
-no alias.
+no alias. A cohort *specialist* (:func:`~components.training.datasets.specialist_cohort`:
+trained on one cohort's rows only) follows the same rule with that cohort's aliases
+(``champion-<cohort>`` / ``challenger-<cohort>``): it is gated on the cohort's holdout
+against the model serving the cohort now (its specialist, else the global champion), and
+it never touches the global aliases. :func:`review_specialists` retires a specialist the
+global champion has caught up with.
 
 >>> from components.policy import policy_from_dict
 >>> raw = {"model": "m", "entity": "id", "label": "y", "features": ["x"],
@@ -89,15 +94,21 @@ def training_set(
                               settings=settings, source=frame)
 
 
-def gate(policy: Policy, model: Any, holdout: pd.DataFrame, registry: Any) -> Any:
+def gate(policy: Policy, model: Any, holdout: pd.DataFrame, registry: Any, cohort: str | None = None) -> Any:
     """Phase 3: the :class:`~components.training.evaluate.Verdict` of ``model`` against the registered champion.
 
     Both score the same ``holdout`` rows; with no champion yet, the absolute checks decide.
+    With ``cohort`` (a specialist), only the holdout rows of that cohort count and the
+    model to beat is the one serving the cohort (its specialist, else the global champion).
     """
-    from components.registry import CHAMPION
+    from components.training.datasets import cohort_column
     from components.training.evaluate import evaluate
 
-    champion = registry.load(policy.model, CHAMPION) if registry.get(policy.model, CHAMPION) is not None else None
+    if cohort is not None:
+        column = cohort_column(policy)
+        holdout = holdout[holdout[column].astype(str) == str(cohort)] if column in holdout.columns else holdout.iloc[0:0]
+    incumbent = registry.serving(policy.model, cohort)
+    champion = registry.load(policy.model, incumbent.version) if incumbent is not None else None
     return evaluate(policy, model, champion, holdout)
 
 
@@ -109,20 +120,67 @@ def register_and_alias(policy: Policy, model: Any, data: Any, verdict: Any, regi
     model), ``"challenger"`` (a later passing one) or ``None`` (it failed the gate). A
     version that already held an alias (a retry, or one promoted or rolled back since) is
     returned as it is: registration and aliasing are idempotent per decision key.
+
+    A specialist (``data`` holds one cohort's rows only) gets the cohort's aliases:
+    ``"challenger-<cohort>"`` when something serves the cohort already (its specialist or
+    the global champion), ``"champion-<cohort>"`` when nothing does.
     """
     from components.registry import CHALLENGER, CHAMPION
+    from components.registry.aliases import alias_for
+    from components.training.datasets import specialist_cohort
 
+    cohort = specialist_cohort(data)
+    champ, chall = alias_for(CHAMPION, cohort), alias_for(CHALLENGER, cohort)
     version = registry.register(policy, model, data, verdict, decision_id=decision_id, feature_service=policy.feature_service)
-    champion = registry.get(policy.model, CHAMPION)
-    challenger = registry.get(policy.model, CHALLENGER)
-    held = next((alias for alias, info in ((CHAMPION, champion), (CHALLENGER, challenger)) if info is not None and info.version == version.version), None)
-    ever_aliased = any(t in version.tags for t in ("driftloop.champion_since", "driftloop.challenger_since"))
+    champion = registry.get(policy.model, champ)
+    challenger = registry.get(policy.model, chall)
+    held = next((alias for alias, info in ((champ, champion), (chall, challenger)) if info is not None and info.version == version.version), None)
+    ever_aliased = any(t.startswith(("driftloop.champion", "driftloop.challenger")) and t.endswith("_since") for t in version.tags)
     if held is not None or ever_aliased or not verdict.passed:
         return version, held
     reason = "; ".join(verdict.reasons[:1])
-    if champion is None:
-        return registry.promote(policy.model, version.version, actor=actor, reason=f"first model ({reason})"), CHAMPION
-    return registry.set_challenger(policy.model, version.version, actor=actor, reason=f"gate passed: {reason}"), CHALLENGER
+    if registry.serving(policy.model, cohort) is None:
+        what = f"first specialist for cohort {cohort}" if cohort else "first model"
+        return registry.promote(policy.model, version.version, actor=actor, reason=f"{what} ({reason})", cohort=cohort), champ
+    return registry.set_challenger(policy.model, version.version, actor=actor, reason=f"gate passed: {reason}", cohort=cohort), chall
+
+
+def review_specialists(policy: Policy, holdout: pd.DataFrame, registry: Any, actor: str = "driftloop") -> list[dict[str, Any]]:
+    """Retire every cohort specialist the global champion has caught up with; one entry per cohort reviewed.
+
+    For each cohort with a ``champion-<cohort>``, the global champion is gated against the
+    specialist on that cohort's rows of ``holdout`` (fresh labelled rows, e.g. the newest
+    global retrain's holdout) with the policy's own gate: if the global champion passes
+    (at least as good by ``gate.metric`` + ``min_improvement``, no segment regression), the
+    specialist is no longer better and is retired (:meth:`~components.registry.ModelRegistry.retire`,
+    the gate's first reason in the audit trail), so its route is removed and the cohort is
+    served by the global champion. Entries: ``cohort, specialist, champion, rows, retired,
+    reason``; a cohort with fewer than 30 rows in ``holdout`` is kept (``retired`` False).
+    """
+    from components.registry import CHAMPION
+    from components.training.datasets import cohort_column
+    from components.training.evaluate import evaluate
+
+    champion = registry.get(policy.model, CHAMPION)
+    routes = registry.cohort_routes(policy.model)
+    if champion is None or not routes:
+        return []
+    column = cohort_column(policy)
+    global_model = registry.load(policy.model, champion.version)
+    out = []
+    for cohort, version in routes.items():
+        rows = holdout[holdout[column].astype(str) == cohort] if column in holdout.columns else holdout.iloc[0:0]
+        entry: dict[str, Any] = {"cohort": cohort, "specialist": version, "champion": champion.version, "rows": len(rows), "retired": False}
+        if len(rows) < 30 or version == champion.version:
+            out.append(entry | {"reason": f"only {len(rows)} holdout rows of cohort {cohort}: kept"})
+            continue
+        verdict = evaluate(policy, global_model, registry.load(policy.model, version), rows)
+        reason = "; ".join(verdict.reasons[:1])
+        if verdict.passed:
+            registry.retire(policy.model, cohort, actor=actor,
+                            reason=f"global champion v{champion.version} is no longer worse than specialist v{version} on cohort {cohort} ({reason})")
+        out.append(entry | {"retired": bool(verdict.passed), "reason": reason})
+    return out
 
 
 def retrain(policy: Policy, strategy: str | None = None, end: Any = None, *, window: str | None = None, cohort: str | None = None,
@@ -134,6 +192,7 @@ def retrain(policy: Policy, strategy: str | None = None, end: Any = None, *, win
     decision already registered trains nothing (``reused``).
     """
     from components.registry import ModelRegistry
+    from components.training.datasets import specialist_cohort
     from components.training.trainers import train_model
 
     settings = settings or Settings.from_env()
@@ -157,7 +216,7 @@ def retrain(policy: Policy, strategy: str | None = None, end: Any = None, *, win
 
     step(PHASES[2])
     t = time.perf_counter()
-    verdict = gate(policy, model, data.holdout, registry)
+    verdict = gate(policy, model, data.holdout, registry, cohort=specialist_cohort(data))
     timings["evaluate"] = time.perf_counter() - t
 
     step(PHASES[3])

@@ -30,6 +30,12 @@ import pandas as pd
 
 from components.errors import DriftloopError
 from components.settings import Settings
+from driftloop.demo.cohort import (
+    cohort_retrain_and_roll_out,
+    retrain_lineage,
+    review_after_promotion,
+    rollout_requests,
+)
 from driftloop.demo.console import captured_output
 from driftloop.demo.plan import demo_policy_yaml, plan_for
 from driftloop.demo.reports import gate_reasons, period_figures, read_report
@@ -154,7 +160,8 @@ class Demo:
         policy_file = self.workdir / "policy.yaml"
         policy_file.write_text(self.policy_yaml)
         backend = LocalBackend(self.policy.model, f"models:/{self.policy.model}@champion", tracking_uri=self.settings.mlflow_tracking_uri,
-                               log_dir=log_dir, work_dir=self.workdir / "servers", policy=str(policy_file), drain_seconds=0.5)
+                               log_dir=log_dir, work_dir=self.workdir / "servers", policy=str(policy_file), drain_seconds=0.5,
+                               cohort_column=self.policy.segment_column)  # cohort specialists get routes (driftloop.demo.cohort)
         # labels travel with the entity, time, segment and label time the monitor joins on
         label_cols = [c for c in (self.policy.entity, self.policy.timestamp, self.policy.segment_column, "label_timestamp") if c]
         traffic = ReplayTraffic(backend.url, self.policy.model, data, self.policy.all_features, label=self.policy.label,
@@ -202,14 +209,15 @@ class Demo:
             self.say(f"{name}: v{version} served {len(rows)} rows; decision {action}"
                      + (f" ({decision.get('strategy')})" if action == "retrain" else "")
                      + "".join(f"\n    - {r}" for r in decision.get("reasons", [])))
+            event = {"period": name, "action": action, "strategy": decision.get("strategy"), "window": decision.get("window"),
+                     "cohort": decision.get("cohort"), "reasons": decision.get("reasons", [])}
             if action != "none":
-                self.summary["events"].append({"period": name, "action": action, "strategy": decision.get("strategy"),
-                                               "window": decision.get("window"), "cohort": decision.get("cohort"),
-                                               "reasons": decision.get("reasons", [])})
+                self.summary["events"].append(event)
             if action == "retrain":
                 nxt = self.plan.periods[i + 1] if i + 1 < len(self.plan.periods) else period
                 live = data[(ts >= nxt) & (ts < nxt + self.plan.period)]
                 self._retrain_and_roll_out(decision, end, name, live, backend, traffic, log_dir, n_rollouts)
+                event.update(retrain_lineage(self.registry(), self.policy.model, decision.get("idempotency_key") or ""))
                 n_rollouts += 1
             if task is not None:
                 self.progress.update(task, advance=1, description=f"replay periods ({name})")
@@ -219,6 +227,8 @@ class Demo:
         from serving.canary.rollout import roll_out
         from serving.prometheus import DirectSource
 
+        if decision.get("strategy") == "cohort" and decision.get("cohort"):  # a specialist, canaried on its cohort only
+            return cohort_retrain_and_roll_out(self, decision, end, name, live, backend, traffic, log_dir, index)
         reg = self.registry()
         before = reg.get(self.policy.model, "challenger")
         passed = self.train(end, decision.get("strategy") or "full", decision.get("window") or "", decision.get("cohort") or "",
@@ -232,25 +242,8 @@ class Demo:
         champion = reg.get(self.policy.model, "champion")
         bad = self.bad_challenger and not self.summary["rollouts"]  # only the first challenger that reaches a canary
         backend.challenger_args = ["--inject-error-rate", "0.3"] if bad else []
-        rng = np.random.default_rng(self.plan.seed + index)
-        batches = iter(range(10_000))
-        sent: list[str] = []
-        live_ts = pd.to_datetime(live[self.policy.timestamp], utc=True) if len(live) and self.policy.timestamp in live else None
-
-        def interval(_start: pd.Timestamp, until: pd.Timestamp) -> None:
-            # one analysis interval = a fixed number of requests of the next period's traffic seen by then
-            n = self.plan.canary_requests * self.plan.canary_batch
-            pool = live[live_ts < until] if live_ts is not None and (live_ts < until).any() else live
-            sample = pool.iloc[rng.integers(0, len(pool), n)] if len(pool) else pool
-            ids = traffic.send(sample, f"c{index}-{next(batches)}", self.plan.canary_batch)
-            sent.extend(ids)
-            self._wait_for_log(log_dir, ids)
-
-        # one clock for the controller's step deadlines and for which labels the store knows
-        clock = ScaledClock(end, scale=self.plan.canary_interval.total_seconds() / self.rollout_policy.rollout.interval_seconds,
-                            on_advance=interval)
-        labels = store_label_source(self.policy, self.settings, lambda: self._requests(traffic, sent), clock.time)
-
+        clock, labels = self.canary_feed(live, index, log_dir, traffic, end)
+        since = pd.Timestamp.now(tz="UTC")
         lines: list[str] = []
 
         def step_line(line: str) -> None:
@@ -263,8 +256,45 @@ class Demo:
                           sleep=clock.sleep, clock=clock.time, on_step=step_line, actor="driftloop-demo")
         record = result.to_dict()
         record.update({"period": name, "from_version": str(champion.version) if champion else None,
-                       "to_version": str(challenger.version), "bad_challenger": bad, "log": lines})
+                       "to_version": str(challenger.version), "bad_challenger": bad, "log": lines, "cohort": None,
+                       "requests_by_cohort": rollout_requests(log_dir, self.policy.model, self.policy.segment_column, since,
+                                                              record.get("champion_version"), str(challenger.version))})
         self.summary["rollouts"].append(record)
+        if result.outcome == "promoted" and backend.cohorts:  # specialists the new global champion caught up with retire
+            review_after_promotion(self, live, backend)
+
+    def canary_feed(self, live: pd.DataFrame, index: int, log_dir: Path, traffic: Any, start: pd.Timestamp,
+                    cohort: str | None = None) -> tuple[ScaledClock, Callable[[], pd.DataFrame]]:
+        """The canary's scaled clock and its labels as the label store knows them by that clock.
+
+        The clock's ``sleep`` is one analysis interval: a fixed number of requests of the next
+        period's traffic seen by then. The labels callable reads the store for the requests
+        sent so far (only ``cohort``'s requests when given: a cohort canary's checks).
+        """
+        from serving.canary.cohort import cohort_labels
+
+        rng = np.random.default_rng(self.plan.seed + index)
+        batches = iter(range(10_000))
+        sent: list[str] = []
+        live_ts = pd.to_datetime(live[self.policy.timestamp], utc=True) if len(live) and self.policy.timestamp in live else None
+
+        def interval(_start: pd.Timestamp, until: pd.Timestamp) -> None:
+            n = self.plan.canary_requests * self.plan.canary_batch
+            pool = live[live_ts < until] if live_ts is not None and (live_ts < until).any() else live
+            sample = pool.iloc[rng.integers(0, len(pool), n)] if len(pool) else pool
+            ids = traffic.send(sample, f"c{index}-{next(batches)}", self.plan.canary_batch)
+            sent.extend(ids)
+            self._wait_for_log(log_dir, ids)
+
+        # one clock for the controller's step deadlines and for which labels the store knows
+        clock = ScaledClock(start, scale=self.plan.canary_interval.total_seconds() / self.rollout_policy.rollout.interval_seconds,
+                            on_advance=interval)
+
+        def requests() -> pd.DataFrame:
+            return self._requests(traffic, sent)
+
+        wanted = cohort_labels(requests, self.policy.segment_column, cohort) if cohort is not None else requests
+        return clock, store_label_source(self.policy, self.settings, wanted, clock.time)
 
     def _requests(self, traffic: Any, ids: list[str]) -> pd.DataFrame:
         """The requests ``ids`` with the entity and event time each carried (their labels come from the store)."""

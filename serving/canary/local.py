@@ -2,6 +2,15 @@
 
 Every process is a ``sys.executable -m serving.predictor`` (or ``-m serving.router``)
 subprocess on 127.0.0.1; :meth:`LocalBackend.close` terminates all of them.
+
+Cohort specialists (``cohort_column``): :meth:`LocalBackend.add_route` starts a cohort's
+specialist and routes that cohort's rows to it, :meth:`~LocalBackend.remove_route` retires
+it. With ``canary_cohort`` set before :meth:`~LocalBackend.deploy_challenger`, the canary
+is that cohort's only: the cohort's incumbent runs in a process of its own (its
+specialist, or a copy of the global champion started for the canary), the router splits
+only the cohort's rows between it and the challenger, and :meth:`~LocalBackend.metrics_targets`
+lists just those two, so every figure the controller reads is the cohort's. Promotion
+makes the challenger the cohort's specialist; rollback restores the cohort's route as it was.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from components.errors import ServiceUnavailable
+from components.errors import ConfigError, ServiceUnavailable
 from serving.canary.backends import check_percent
 from serving.canary.state import FileState, RolloutRecord
 
@@ -94,8 +103,16 @@ class LocalBackend:
         policy: str | None = None,
         drain_seconds: float = 1.0,
         champion_url: str | None = None,
+        cohort_column: str | None = None,
+        canary_cohort: str | None = None,
+        ready_timeout: float = 120.0,
     ) -> None:
         self.model_name = model_name
+        self.cohort_column = cohort_column
+        self.ready_timeout = ready_timeout  # for servers started by the controller (deploy_challenger)
+        self.canary_cohort = canary_cohort
+        self.cohorts: dict[str, ManagedProcess] = {}  # cohort -> its specialist's process (the router's routes)
+        self._canary_copy = False  # the cohort's process was started for the canary (it had no specialist)
         self.champion_uri = champion_uri
         self.tracking_uri = tracking_uri
         self.log_dir = Path(log_dir)
@@ -145,8 +162,9 @@ class LocalBackend:
         """Start the champion (unless one was given) and the router; returns self."""
         if self._external_champion is None:
             self.champion = self._predictor(self.champion_uri, self.champion_port, "champion")
+        cohort_args = ["--cohort-column", self.cohort_column] if self.cohort_column else []
         self.router = ManagedProcess(
-            [sys.executable, "-m", "serving.router", "--port", str(self.router_port), "--champion", self.champion_url],
+            [sys.executable, "-m", "serving.router", "--port", str(self.router_port), "--champion", self.champion_url, *cohort_args],
             f"{self.url}/healthz", self.work_dir / f"router-{self.router_port}.log")
         try:
             if self.champion is not None:
@@ -172,10 +190,52 @@ class LocalBackend:
             raise ServiceUnavailable(f"router refused {path}: {r.text}", fix="check the router log")
         return dict(r.json())
 
-    def deploy_challenger(self, model_uri: str, timeout: float = 120.0) -> None:
-        """Start the challenger process and register it with the router at 0%."""
+    def _split(self, challenger: str | None = None, percent: int = 0) -> dict:
+        """The router's whole split: servers, cohort routes and the canary's cohort."""
+        return {"champion": self.champion_url, "challenger": challenger, "percent": percent, "cohort_column": self.cohort_column,
+                "routes": {c: self._base(p) for c, p in self.cohorts.items()}, "cohort": self.canary_cohort if challenger else None}
+
+    def add_route(self, cohort: str, model_uri: str, timeout: float = 120.0) -> str:
+        """Start ``cohort``'s specialist (``model_uri``) and route the cohort's rows to it; returns its URL."""
+        if not self.cohort_column:
+            raise ConfigError("cohort routes need the backend's cohort_column", fix="pass cohort_column= (the policy's segment column)")
         if self.router is None:
             self.start(timeout)
+        proc = self._predictor(model_uri, free_port(), f"cohort-{cohort}")
+        try:
+            proc.wait_ready(timeout)
+        except Exception:
+            proc.stop()
+            raise
+        old, self.cohorts[cohort] = self.cohorts.get(cohort), proc
+        self._admin("/admin/backends", self._split())
+        if old is not None:
+            time.sleep(self.drain_seconds)
+            old.stop()
+        return self._base(proc)
+
+    def remove_route(self, cohort: str) -> None:
+        """Retire ``cohort``'s specialist: its rows go to the global champion again, then its process stops."""
+        proc = self.cohorts.pop(cohort, None)
+        if proc is None:
+            return
+        self._admin("/admin/backends", self._split())
+        time.sleep(self.drain_seconds)
+        proc.stop()
+
+    def deploy_challenger(self, model_uri: str, timeout: float | None = None) -> None:
+        """Start the challenger process and register it with the router at 0%.
+
+        With ``canary_cohort``, the cohort's incumbent gets a process of its own first (a
+        copy of the global champion when the cohort has no specialist).
+        """
+        timeout = timeout or self.ready_timeout
+        if self.router is None:
+            self.start(timeout)
+        cohort = self.canary_cohort
+        if cohort is not None and cohort not in self.cohorts:
+            self.add_route(cohort, self.champion_uri, timeout)
+            self._canary_copy = True
         port = self.challenger_port or free_port()
         self.challenger = self._predictor(model_uri, port, "challenger", self.challenger_args)
         try:
@@ -184,12 +244,12 @@ class LocalBackend:
             self.challenger.stop()
             self.challenger = None
             raise
-        self._admin("/admin/backends", {"champion": self.champion_url, "challenger": self._base(self.challenger), "percent": 0})
+        self._admin("/admin/backends", self._split(self._base(self.challenger), 0))
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        for proc in (self.champion, self.challenger, self.router):
+    def wait_ready(self, timeout: float | None = None) -> None:
+        for proc in (self.champion, self.challenger, self.router, *self.cohorts.values()):
             if proc is not None:
-                proc.wait_ready(timeout)
+                proc.wait_ready(timeout or self.ready_timeout)
 
     def set_traffic(self, percent: int) -> None:
         self._admin("/admin/traffic", {"percent": check_percent(percent)})
@@ -198,9 +258,22 @@ class LocalBackend:
         return int(self._admin("/admin/traffic")["percent"])
 
     def promote(self) -> None:
-        """Route everything to the challenger, then retire the old champion once drained."""
+        """Route everything to the challenger, then retire the old champion once drained.
+
+        In a cohort canary the challenger becomes the cohort's specialist instead, and the
+        global champion is untouched.
+        """
         if self.challenger is None:
             raise ServiceUnavailable("no challenger to promote", fix="deploy_challenger first")
+        if self.canary_cohort is not None:
+            self.set_traffic(100)
+            old, self.cohorts[self.canary_cohort], self.challenger = self.cohorts.get(self.canary_cohort), self.challenger, None
+            self._canary_copy = False
+            self._admin("/admin/backends", self._split())
+            time.sleep(self.drain_seconds)
+            if old is not None:
+                old.stop()
+            return
         self.set_traffic(100)
         self._admin("/admin/backends", {"champion": self._base(self.challenger), "challenger": None, "percent": 0})
         time.sleep(self.drain_seconds)  # let requests already sent to the old champion finish
@@ -213,22 +286,29 @@ class LocalBackend:
         """Route everything to the champion, then stop the challenger once drained."""
         if self.router is None:
             return
-        self._admin("/admin/backends", {"champion": self.champion_url, "challenger": None, "percent": 0})
+        copy = self.cohorts.pop(self.canary_cohort) if self.canary_cohort in self.cohorts and self._canary_copy else None
+        self._canary_copy = False
+        self._admin("/admin/backends", self._split())
         time.sleep(self.drain_seconds)
-        if self.challenger is not None:
-            self.challenger.stop()
-            self.challenger = None
+        for proc in (self.challenger, copy):
+            if proc is not None:
+                proc.stop()
+        self.challenger = None
 
     def metrics_targets(self) -> list[str]:
+        """The servers whose /metrics the canary reads: in a cohort canary only the cohort's incumbent and the challenger."""
+        if self.canary_cohort is not None and self.canary_cohort in self.cohorts:
+            return [self._base(p) for p in (self.cohorts[self.canary_cohort], self.challenger) if p is not None]
         urls = [self._base(p) for p in (self.champion, self.challenger) if p is not None]
         return [self._external_champion, *urls] if self._external_champion else urls
 
     def close(self) -> None:
         """Stop every process this backend started."""
-        for proc in (self.router, self.challenger, self.champion):
+        for proc in (self.router, self.challenger, self.champion, *self.cohorts.values()):
             if proc is not None:
                 proc.stop()
         self.router = self.challenger = self.champion = None
+        self.cohorts = {}
 
     def __enter__(self) -> LocalBackend:
         return self
