@@ -31,6 +31,7 @@ def build_training_data(policy: str, strategy: str, end: str, window: str, cohor
                         train_data: Output[Dataset], holdout: Output[Dataset]) -> str:
     """Rows for the decided strategy/training window/cohort, split by time into train and a later holdout; returns "start/end"."""
     from components.kfp import runtime
+    from components.training.datasets import specialist_cohort
     from components.training.files import write_training_rows
     from components.training.workflow import training_set
 
@@ -38,7 +39,7 @@ def build_training_data(policy: str, strategy: str, end: str, window: str, cohor
     write_training_rows(data.train, data.weights, train_data.path)
     runtime.write_frame(data.holdout, holdout.path)
     train_data.metadata.update({"rows": len(data.train), "window": data.window, "strategy": strategy, "cohort": cohort})
-    holdout.metadata.update({"rows": len(data.holdout)})
+    holdout.metadata.update({"rows": len(data.holdout), "cohort": specialist_cohort(data) or ""})  # a specialist is gated on its cohort
     return data.window
 
 
@@ -72,7 +73,7 @@ def evaluate(policy: str, model: Input[Model], holdout: Input[Dataset], workdir:
     pol = runtime.resolve_policy(policy)
     rows = runtime.read_frame(holdout.path)
     challenger = load_model(model.path)
-    result = gate(pol, challenger, rows, ModelRegistry(runtime.settings_for(workdir)))
+    result = gate(pol, challenger, rows, ModelRegistry(runtime.settings_for(workdir)), cohort=holdout.metadata.get("cohort") or None)
     for arm, values in (("challenger", result.challenger), ("champion", result.champion or {})):
         for name, value in values.get("overall", {}).items():
             if isinstance(value, (int, float)) and value == value:  # NaN is not a metric
