@@ -47,29 +47,13 @@ def store_labels(policy: Policy, settings: Settings, log_dir: str, since: Any, t
     """
     import pandas as pd
 
-    from components.errors import DataError
-    from components.features.store import read_labels
-    from serving.prediction_log import join_labels, read_log
+    from serving.canary.label_source import store_label_source
+    from serving.prediction_log import read_log
 
     clock = now or (lambda: pd.Timestamp.now(tz="UTC"))
-    start = pd.Timestamp(since)
-    empty = pd.DataFrame({"request_id": pd.Series(dtype=str), policy.label: pd.Series(dtype=float)})
-
-    def poll() -> pd.DataFrame:
-        t = pd.Timestamp(clock())
-        log = read_log(log_dir, policy.model, start=start.to_pydatetime())
-        if log.empty or policy.entity not in log.columns:
-            return empty  # no prediction (or none that logged the entity id): "no data", which halts a step
-        try:
-            labels = read_labels(policy.scenario or policy.model, settings, start, t + pd.Timedelta(seconds=1), t)
-        except DataError:
-            return empty  # nothing labelled yet
-        if labels.empty:
-            return empty
-        joined = join_labels(log, labels[[policy.entity, policy.timestamp, policy.label]], on=(policy.entity, policy.timestamp), tolerance=tolerance)
-        return joined[["request_id", policy.label]].reset_index(drop=True)
-
-    return poll
+    start = pd.Timestamp(since).to_pydatetime()
+    return store_label_source(policy, settings, lambda: read_log(log_dir, policy.model, start=start),
+                              lambda: pd.Timestamp(clock()).timestamp(), tolerance=tolerance)
 
 
 def canary_rollout(policy: Policy, settings: Settings, backend: str, namespace: str = "default", isvc: str = "", replay: str = "",

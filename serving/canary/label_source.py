@@ -58,11 +58,16 @@ class ScaledClock:
 
 
 def store_label_source(policy: Policy, settings: Settings, requests: Callable[[], pd.DataFrame],
-                       clock: Callable[[], float]) -> Callable[[], pd.DataFrame]:
+                       clock: Callable[[], float], tolerance: str | None = None) -> Callable[[], pd.DataFrame]:
     """A labels callable for the controller: ``request_id`` and the label of every request whose label the store knows by ``clock()``.
 
     ``requests()`` gives ``request_id``, the policy's entity and event-time columns of the
-    requests sent so far (e.g. :meth:`serving.traffic.ReplayTraffic.labels` without its label).
+    requests sent so far (e.g. :meth:`serving.traffic.ReplayTraffic.labels` without its label),
+    matched to labels exactly. With ``tolerance`` the requests are prediction-log rows instead
+    (``request_id``, the entity, ``timestamp`` = when the prediction was made): each label
+    goes to the entity's latest prediction at or before the label's event time, at most
+    ``tolerance`` earlier (:func:`serving.prediction_log.join_labels`), as on a cluster where
+    the label store knows entities and times, not request ids.
 
     >>> import tempfile, pandas as pd
     >>> from pathlib import Path
@@ -82,6 +87,8 @@ def store_label_source(policy: Policy, settings: Settings, requests: Callable[[]
 
     def poll() -> pd.DataFrame:
         keys = requests()
+        if tolerance is not None:
+            return by_time(keys)
         if keys.empty or entity not in keys.columns or ts not in keys.columns:
             return empty
         keys = keys[["request_id", entity, ts]].copy()
@@ -96,6 +103,22 @@ def store_label_source(policy: Policy, settings: Settings, requests: Callable[[]
         labels = labels[[entity, ts, label]].copy()
         labels[ts] = pd.to_datetime(labels[ts], utc=True)
         joined = keys.merge(labels, on=[entity, ts], how="inner")
+        return joined[["request_id", label]].reset_index(drop=True)
+
+    def by_time(log: pd.DataFrame) -> pd.DataFrame:
+        from serving.prediction_log import join_labels
+
+        if log.empty or entity not in log.columns or "timestamp" not in log.columns:
+            return empty  # no prediction (or none that logged the entity id): "no data", which halts a step
+        known_by = pd.Timestamp(clock(), unit="s", tz="UTC")
+        try:
+            labels = read_labels(policy.scenario or policy.model, settings, pd.to_datetime(log["timestamp"], utc=True).min(),
+                                 known_by + pd.Timedelta(seconds=1), known_by)
+        except DataError:
+            return empty  # nothing labelled yet
+        if labels.empty:
+            return empty
+        joined = join_labels(log, labels[[entity, ts, label]], on=(entity, ts), tolerance=str(tolerance))
         return joined[["request_id", label]].reset_index(drop=True)
 
     return poll
