@@ -29,8 +29,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
-from scipy.stats import beta
 
 POLICY_FALSE_ALARM_RATE = 0.05  # per run of the whole policy, on data without change
 MAX_ERT = 20_000  # fet_online / cvm_online: calibration cost grows with ert (about 10 s at 5000)
@@ -73,6 +71,9 @@ def monitor_false_alarm_rate(policy: Any, monitor: Any) -> float:
 
 def _theta(values: np.ndarray, delta: float) -> float:
     """The adjustment coefficient: theta > 0 with mean(exp(theta (x - mean - delta))) = 1."""
+    # scipy is imported here, not at the top: every pipeline task imports this module through the policy
+    from scipy.optimize import brentq
+
     z = values - values.mean() - delta
     if z.max() <= 0:
         return math.inf  # the statistic can only fall: it never fires
@@ -87,6 +88,9 @@ def _theta(values: np.ndarray, delta: float) -> float:
 
 
 def _ph_theta(reference: Any, delta: float) -> float:
+    from scipy.optimize import brentq
+    from scipy.stats import beta
+
     ref = np.asarray([] if reference is None else reference, dtype=float).ravel()
     ref = ref[np.isfinite(ref)]
     if len(ref) and not np.isin(ref, (0.0, 1.0)).all():

@@ -236,6 +236,7 @@ REGISTRY_USER_ENVS = {  # account -> (username variable, password variable) the 
     "reader": ("DRIFTLOOP_MLFLOW_READER_USERNAME", "DRIFTLOOP_MLFLOW_READER_PASSWORD"),
     "writer": ("DRIFTLOOP_MLFLOW_WRITER_USERNAME", "DRIFTLOOP_MLFLOW_WRITER_PASSWORD"),
 }
+AUTH_CACHE_SECONDS = 60  # how long the MLflow server trusts a successful basic-auth sign-in without re-hashing
 
 
 def write_auth_config(path: str | Path, database_uri: str) -> Path:
@@ -246,16 +247,22 @@ def write_auth_config(path: str | Path, database_uri: str) -> Path:
     (predictors) can read all of it but change nothing. The admin comes from
     ``MLFLOW_AUTH_ADMIN_USERNAME``/``MLFLOW_AUTH_ADMIN_PASSWORD`` when the server starts.
 
+    Successful sign-ins are cached for :data:`AUTH_CACHE_SECONDS`: without it every request
+    (a registration makes dozens) re-checks a scrypt password hash, tens of milliseconds of
+    CPU each on a pod limited to one core. Passwords rotate with a restart (the init step
+    re-applies them), which empties the per-process cache; a wrong password is never cached.
+
     >>> import tempfile
     >>> text = write_auth_config(Path(tempfile.mkdtemp()) / "auth.ini", "sqlite:////tmp/auth.db").read_text()
-    >>> "default_permission = READ" in text, "database_uri = sqlite:////tmp/auth.db" in text
-    (True, True)
+    >>> "default_permission = READ" in text, "database_uri = sqlite:////tmp/auth.db" in text, "auth_cache_ttl_seconds = 60" in text
+    (True, True, True)
     """
     import configparser
 
     config = configparser.ConfigParser(interpolation=None)
     config["mlflow"] = {"default_permission": "READ", "database_uri": database_uri,
-                        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth"}
+                        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+                        "auth_cache_ttl_seconds": str(AUTH_CACHE_SECONDS)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:

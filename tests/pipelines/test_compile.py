@@ -22,6 +22,12 @@ def _docs(path: Path) -> list[dict]:
     return list(yaml.safe_load_all(path.read_text()))
 
 
+@pytest.fixture(scope="module")
+def cluster_loop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """monitor_and_retrain compiled for the cluster once; each test parses its own copy of the documents."""
+    return compile_pipeline("monitor_and_retrain", tmp_path_factory.mktemp("compiled") / "p.yaml", "cluster")
+
+
 def test_committed_yaml_is_not_stale(tmp_path: Path) -> None:
     # Compile in a fresh process without DRIFTLOOP_IMAGE, as `make compile` does in CI.
     env = {k: v for k, v in os.environ.items() if k != "DRIFTLOOP_IMAGE"}
@@ -32,8 +38,8 @@ def test_committed_yaml_is_not_stale(tmp_path: Path) -> None:
         assert fresh.read_text() == committed.read_text(), f"{committed} is stale: run `make compile` and commit it"
 
 
-def test_cluster_build_has_secrets_limits_and_retries(tmp_path: Path) -> None:
-    spec, platform = _docs(compile_pipeline("monitor_and_retrain", tmp_path / "p.yaml", "cluster"))
+def test_cluster_build_has_secrets_limits_and_retries(cluster_loop: Path) -> None:
+    spec, platform = _docs(cluster_loop)
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     train_exec = next(v for k, v in executors.items() if "build-training-data" in k)
     assert {s["secretName"] for s in train_exec["secretAsEnv"]} == {"driftloop-mlflow", "driftloop-feast", "driftloop-ledger", "driftloop-webhook"}
@@ -53,8 +59,8 @@ def _tasks(spec: dict) -> dict[str, dict]:
     return out
 
 
-def test_caching_is_off_for_time_dependent_steps_and_retries_on_server_steps(tmp_path: Path) -> None:
-    spec, _ = _docs(compile_pipeline("monitor_and_retrain", tmp_path / "p.yaml", "cluster"))
+def test_caching_is_off_for_time_dependent_steps_and_retries_on_server_steps(cluster_loop: Path) -> None:
+    spec, _ = _docs(cluster_loop)
     tasks = _tasks(spec)
     for name in ("resolve-windows", "get-features-2", "run-monitor", "decide", "build-training-data", "evaluate", "register"):
         assert tasks[name]["cachingOptions"] == {}, name  # enableCache false is serialised as an empty message
@@ -67,8 +73,8 @@ def test_caching_is_off_for_time_dependent_steps_and_retries_on_server_steps(tmp
     assert tasks["canary-rollout"]["cachingOptions"] == {}
 
 
-def test_retrain_runs_only_on_a_retrain_decision_registers_every_model_and_canaries_only_a_new_challenger(tmp_path: Path) -> None:
-    spec, _ = _docs(compile_pipeline("monitor_and_retrain", tmp_path / "p.yaml", "cluster"))
+def test_retrain_runs_only_on_a_retrain_decision_registers_every_model_and_canaries_only_a_new_challenger(cluster_loop: Path) -> None:
+    spec, _ = _docs(cluster_loop)
     tasks = _tasks(spec)
     # (the exit handler's settle step has a trigger strategy, no condition)
     conditions = [t["triggerPolicy"]["condition"] for t in tasks.values() if "condition" in t.get("triggerPolicy", {})]
@@ -113,9 +119,10 @@ def test_unknown_pipeline_and_target_are_config_errors(capsys: pytest.CaptureFix
 
 
 @pytest.mark.parametrize("name", ["monitor_and_retrain", "rollout"])
-def test_cluster_canary_step_mounts_the_prediction_log_and_reads_labels(name: str, tmp_path: Path) -> None:
+def test_cluster_canary_step_mounts_the_prediction_log_and_reads_labels(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Issue 12, defect 4: the Kubernetes canary step had no prediction log and no labels."""
-    spec, platform = _docs(compile_pipeline(name, tmp_path / "p.yaml", "cluster"))
+    path = request.getfixturevalue("cluster_loop") if name == "monitor_and_retrain" else compile_pipeline(name, tmp_path / "p.yaml", "cluster")
+    spec, platform = _docs(path)
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     canary = next(v for k, v in executors.items() if "canary-rollout" in k)
     assert [(m["constant"], m["mountPath"]) for m in canary["pvcMount"]] == [("driftloop-prediction-log", "/var/lib/driftloop/prediction-log")]

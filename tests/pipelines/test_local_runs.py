@@ -6,6 +6,11 @@ retrain branch is skipped); a post-onset window retrains, gates and registers a
 challenger; the rollout pipeline canaries it locally (model servers + router, post-onset
 rows replayed as traffic). (That a repeated window is not acted on twice is tested on the
 decide step.)
+
+The train run starts from an empty registry, so these runs also pin the one
+retrain-and-register rule with no bootstrap step: the first passing model becomes the
+champion; a later run of the loop registers its model as a challenger and only the canary
+promotes it.
 """
 
 from __future__ import annotations
@@ -61,12 +66,15 @@ def _report(run: LocalRun) -> dict:
 
 
 def test_train_pipeline_makes_the_first_passing_model_champion(loop: dict[str, object]) -> None:
+    registry: ModelRegistry = loop["registry"]  # type: ignore[assignment]
+    assert registry.versions("churn") == []  # an empty registry: no bootstrap step
     run = _run(loop, "train", strategy="full", end="2025-01-01")
     assert run.outputs == {"Output": True}
-    registry: ModelRegistry = loop["registry"]  # type: ignore[assignment]
     champion = registry.get("churn", "champion")
     assert champion is not None and champion.version == 1, "one retrain rule: the first passing model becomes champion"
+    assert champion.tags["driftloop.gate_passed"] == "true"
     assert registry.get("churn", "challenger") is None
+    assert [e["event"] for e in registry.history("churn")] == ["promote"]
     assert champion.tags["driftloop.window"] == "2024-01-01T00:00:00+00:00/2025-01-01T00:00:00+00:00"
     assert {"train", "evaluate", "register"} <= set(run.task_dirs())
     assert "PASSED" in run.artifacts("verdict_md")[0].read_text()
@@ -94,7 +102,8 @@ def test_monitor_and_retrain_retrains_after_the_onset(loop: dict[str, object]) -
     assert acc["fired"] and report["decision"]["strategy"] == action.strategy
     assert "accuracy_floor" in run.artifacts("decision_md")[0].read_text()
     challenger = registry.get("churn", "challenger")
-    assert challenger is not None and challenger.version == 2
+    assert challenger is not None and challenger.version == 2  # the post-onset model beats the stale champion (seeded data)
+    assert challenger.tags["driftloop.gate_passed"] == "true"
     assert challenger.tags["driftloop.decision_id"] == report["decision"]["idempotency_key"]
     assert challenger.tags["driftloop.window"].endswith("/2025-10-01T00:00:00+00:00")
     assert registry.get("churn", "champion").version == 1  # only the canary promotes

@@ -43,6 +43,18 @@ def test_serve_serves_the_alias(store, registry, tmp_path: Path) -> None:
     assert f"serving {MODEL} version {store.versions['good1']}" in (tmp_path / "serve.log").read_text()
 
 
+def _in_process(monkeypatch: pytest.MonkeyPatch, store, tmp_path: Path) -> None:
+    """The CLI's environment for an in-process ``driftloop.cli.main`` call (what ``python -m driftloop.cli`` runs).
+
+    ``test_serve_serves_the_alias`` starts the real ``python -m driftloop.cli`` process; the
+    rollout tests call the same ``main`` here and spare an interpreter start each.
+    """
+    for key, value in _env(store, tmp_path).items():
+        if key.startswith("DRIFTLOOP_") or key == "PYTHONPATH":
+            monkeypatch.setenv(key, value)
+    monkeypatch.chdir(REPO_ROOT)
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -50,26 +62,34 @@ def test_serve_serves_the_alias(store, registry, tmp_path: Path) -> None:
         ([], "does not resolve"),  # no challenger alias is set
     ],
 )
-def test_rollout_errors_are_one_line_exit_2(store, registry, tmp_path: Path, args: list[str], needle: str) -> None:
-    cmd = [sys.executable, "-m", "driftloop.cli", "rollout", "--policy", str(_policy(tmp_path, checks=[{"metric": "error_rate", "max": 0.01}])), *args]
-    out = subprocess.run(cmd, cwd=REPO_ROOT, env=_env(store, tmp_path), capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2, out.stderr
-    assert needle in out.stderr and "Traceback" not in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
+def test_rollout_errors_are_one_line_exit_2(store, registry, tmp_path: Path, args: list[str], needle: str, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from driftloop.cli import main
+
+    _in_process(monkeypatch, store, tmp_path)
+    code = main(["rollout", "--policy", str(_policy(tmp_path, checks=[{"metric": "error_rate", "max": 0.01}])), *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert needle in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.e2e
-def test_rollout_cli_promotes_with_replayed_traffic(store, registry, tmp_path: Path) -> None:
+def test_rollout_cli_promotes_with_replayed_traffic(store, registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     from serving_fixtures import make_data
+
+    from driftloop.cli import main
 
     data = tmp_path / "live.parquet"
     make_data(3000, 21).to_parquet(data)
-    cmd = [sys.executable, "-m", "driftloop.cli", "rollout", "--policy", str(_policy(tmp_path)), "--challenger", f"models:/{MODEL}/{store.versions['good2']}",
-           "--replay", str(data), "--interval", "2", "--out", str(tmp_path / "result.json"), "--report", str(tmp_path / "steps.html")]
-    out = subprocess.run(cmd, cwd=REPO_ROOT, env=_env(store, tmp_path), capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    lines = out.stdout.splitlines()
-    assert any(line.startswith("step 1/2 at 50%: advance") for line in lines), out.stdout
+    _in_process(monkeypatch, store, tmp_path)
+    code = main(["rollout", "--policy", str(_policy(tmp_path)), "--challenger", f"models:/{MODEL}/{store.versions['good2']}",
+                 "--replay", str(data), "--interval", "2", "--out", str(tmp_path / "result.json"), "--report", str(tmp_path / "steps.html")])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    lines = out.out.splitlines()
+    assert any(line.startswith("step 1/2 at 50%: advance") for line in lines), out.out
     assert any(line.startswith("promoted: ") for line in lines) and (tmp_path / "steps.html").exists()
-    assert " 0 failed" in out.stdout
+    assert " 0 failed" in out.out
     assert str(registry.get(MODEL, "champion").version) == store.versions["good2"]

@@ -112,24 +112,45 @@ def test_rollback_and_promote_without_candidates_are_user_errors(registry: Model
         registry.promote("lonely", 9)
 
 
-def test_champion_loads_in_a_fresh_process_without_driftloop(registry: ModelRegistry, trained: Trained, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def fresh_process(registry: ModelRegistry, trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Two champions (the sklearn model as "fresh", a small Keras MLP as "keras") loaded and run by one fresh process.
+
+    The process has no driftloop on its path (PYTHONPATH dropped, cwd elsewhere) and must not
+    import it; both loads share its interpreter and MLflow start-up.
+    """
+    from components.training.trainers import train_model
+
+    tmp = tmp_path_factory.mktemp("fresh")
     t = _named(trained, "fresh")
     registry.promote("fresh", registry.register(t.policy, t.model, t.data, t.verdict).version)
-    rows = t.data.holdout.head(20)
-    rows.to_parquet(tmp_path / "rows.parquet")
+    keras_policy = trained.policy.model_copy(update={"model": "keras", "trainer": trained.policy.trainer.model_copy(update={"kind": "keras_mlp", "params": {"epochs": 2, "hidden": [4]}})})
+    keras_model = train_model(keras_policy, trained.data.train)
+    registry.promote("keras", registry.register(keras_policy, keras_model, trained.data, trained.verdict).version)
+    rows = trained.data.holdout.head(20)
+    keras_rows = rows.assign(x1=lambda f: f["x1"].round().astype(int))  # ints where floats were trained
+    rows.to_parquet(tmp / "rows.parquet")
+    keras_rows.to_parquet(tmp / "keras_rows.parquet")
     code = (
         "import sys, mlflow, numpy as np, pandas as pd\n"
-        "m = mlflow.pyfunc.load_model('models:/fresh@champion')\n"
-        f"p = m.predict(pd.read_parquet({str(tmp_path / 'rows.parquet')!r}))\n"
+        f"p = mlflow.pyfunc.load_model('models:/fresh@champion').predict(pd.read_parquet({str(tmp / 'rows.parquet')!r}))\n"
+        f"np.save({str(tmp / 'p.npy')!r}, p)\n"
+        f"k = mlflow.pyfunc.load_model('models:/keras@champion').predict(pd.read_parquet({str(tmp / 'keras_rows.parquet')!r}))\n"
+        f"np.save({str(tmp / 'k.npy')!r}, k)\n"
         "assert 'components' not in sys.modules\n"
-        f"np.save({str(tmp_path / 'p.npy')!r}, p)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MLFLOW_TRACKING_URI": registry.uri}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
+    return {"done": done, "rows": rows, "keras_rows": keras_rows, "keras_model": keras_model, "dir": tmp}
+
+
+def test_champion_loads_in_a_fresh_process_without_driftloop(registry: ModelRegistry, trained: Trained, fresh_process: dict) -> None:
+    done = fresh_process["done"]
     assert done.returncode == 0, done.stderr[-2000:]
-    p = np.load(tmp_path / "p.npy")
+    rows = fresh_process["rows"]
+    p = np.load(fresh_process["dir"] / "p.npy")
     assert p.ndim == 1
-    np.testing.assert_allclose(p, t.model.predict(rows))
+    np.testing.assert_allclose(p, trained.model.predict(rows))
     np.testing.assert_allclose(registry.load("fresh", CHAMPION).predict(rows), p)
 
 
@@ -185,22 +206,9 @@ def test_a_lost_race_settles_on_the_first_version(registry: ModelRegistry, train
     assert sorted(r.data.tags.get("driftloop.duplicate_of", "") for r in runs) == ["", str(first.version)]
 
 
-def test_keras_champion_loads_in_a_fresh_process(registry: ModelRegistry, trained: Trained, tmp_path: Path) -> None:
-    from components.training.trainers import train_model
-
-    policy = trained.policy.model_copy(update={"model": "keras", "trainer": trained.policy.trainer.model_copy(update={"kind": "keras_mlp", "params": {"epochs": 2, "hidden": [4]}})})
-    model = train_model(policy, trained.data.train)
-    registry.promote("keras", registry.register(policy, model, trained.data, trained.verdict).version)
-    rows = trained.data.holdout.head(20).assign(x1=lambda f: f["x1"].round().astype(int))  # ints where floats were trained
-    rows.to_parquet(tmp_path / "rows.parquet")
-    code = (
-        "import mlflow, numpy as np, pandas as pd\n"
-        f"p = mlflow.pyfunc.load_model('models:/keras@champion').predict(pd.read_parquet({str(tmp_path / 'rows.parquet')!r}))\n"
-        f"np.save({str(tmp_path / 'p.npy')!r}, p)\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MLFLOW_TRACKING_URI": registry.uri}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+def test_keras_champion_loads_in_a_fresh_process(fresh_process: dict) -> None:
+    done = fresh_process["done"]
     assert done.returncode == 0, done.stderr[-2000:]
-    p = np.load(tmp_path / "p.npy")
+    p = np.load(fresh_process["dir"] / "k.npy")
     assert p.shape == (20,)
-    np.testing.assert_allclose(p, model.predict(rows), rtol=1e-5)
+    np.testing.assert_allclose(p, fresh_process["keras_model"].predict(fresh_process["keras_rows"]), rtol=1e-5)
