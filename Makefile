@@ -29,6 +29,8 @@ demo: setup ## Run the whole loop on one machine (churn) and write .driftloop/de
 	$(BIN)/driftloop demo --workdir .driftloop/demo
 
 test: setup ## Run every test, slow end-to-end ones included
+	@# bytecode once: with PYTHONDONTWRITEBYTECODE set, every task, predictor and CLI process would recompile the repo
+	@$(BIN)/python -m compileall -q components serving pipelines driftloop feature_repo >/dev/null
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: setup ## Run the unit tests only
