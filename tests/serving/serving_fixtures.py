@@ -68,7 +68,10 @@ class Store:
 
 def register(tracking_uri: str, root: Path | None, seed: int, invert: bool = False, data: pd.DataFrame | None = None,
              numeric: list[str] = NUMERIC, categorical: list[str] = CATEGORICAL, label: str = "label", name: str = MODEL) -> str:
-    from model_code import log_safe_model
+    try:
+        from model_code import log_safe_model  # tests/serving on sys.path (its conftest)
+    except ImportError:
+        from tests.serving.model_code import log_safe_model
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
