@@ -53,6 +53,22 @@ from tests.serving.serving_fixtures import (
 CE_TYPE = "org.kubeflow.serving.inference.{}"
 
 
+def predictor_isvc(name: str, namespace: str, model: str, model_uri: str, logger_url: str | None = None, extra_args: tuple[str, ...] = ()) -> dict:
+    """A custom-container InferenceService shaped like manifests/base/inferenceservices.yaml's predictor
+    (``python -m serving.predictor``, settings from the driftloop-settings ConfigMap, the logger when given)."""
+    predictor: dict[str, Any] = {
+        "canaryTrafficPercent": 100,
+        "containers": [{"name": "kserve-container", "image": "ghcr.io/driftloop/driftloop:test", "command": ["python", "-m", "serving.predictor"],
+                        "args": ["--model-name", model, "--model-uri", model_uri, "--http-port", "8080", *extra_args],
+                        "envFrom": [{"configMapRef": {"name": "driftloop-settings"}}],
+                        "env": [{"name": "DRIFTLOOP_SERVER_HOST", "value": "0.0.0.0"}]}],
+    }
+    if logger_url:
+        predictor["logger"] = {"mode": "all", "url": logger_url}
+    return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"predictor": predictor}}
+
+
 class PodFailed(RuntimeError):
     """A pod could not start (bad env reference, container exited)."""
 
@@ -92,7 +108,7 @@ class Agent:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_failures = 0
-        self.hold_seconds = 60.0  # how long a request waits for a restarting container (Knative's queue-proxy holds them too)
+        self.hold_seconds = 120.0  # how long a request waits for a restarting container (Knative's queue-proxy holds them too)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -302,7 +318,7 @@ class KServeController(KServeStandIn):
             svc.router_port = free_port()
             cmd = [sys.executable, "-m", "serving.router", "--port", str(svc.router_port), "--champion", split["champion"]]
             svc.router = start_server(cmd, self.root / "pods" / f"{svc.name}-router.log", env=self._base_env(self.root / "pods"))
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + self.ready_timeout  # generous: a loaded CI machine starts Python slowly
             while True:
                 try:
                     if httpx.get(f"{svc.url}/healthz", timeout=1).status_code == 200:
@@ -387,8 +403,12 @@ class KServeController(KServeStandIn):
     def _alive(pod: Pod) -> bool:
         return pod.proc.poll() is None
 
-    def restart_pod(self, name: str, revision: str | None = None, namespace: str = "driftloop") -> Pod:
-        """SIGKILL the predictor container of ``revision`` (default: the latest) and start it again on the same port."""
+    def restart_pod(self, name: str, revision: str | None = None, namespace: str = "driftloop", argv: list[str] | None = None) -> Pod:
+        """SIGKILL the predictor container of ``revision`` (default: the latest) and start it again on the same port.
+
+        ``argv`` replaces the container's command line after the restart (a test hook: the
+        fault that made the container crash, e.g. ``--inject-error-rate``, is gone after it).
+        """
         key = (namespace, name)
         svc = self.services_run[key]
         with self.lock:
@@ -396,10 +416,17 @@ class KServeController(KServeStandIn):
         pod = svc.pods[rev]
         pod.proc.send_signal(signal.SIGKILL)
         pod.proc.wait()
+        if argv is not None:
+            pod.argv = list(argv)
         pod.proc = start_server(pod.argv, pod.log, env=pod.env, cwd=pod.workdir)
         pod.restarts += 1
         self._wait_ready(pod)
         return pod
+
+    def isvc_revision(self, name: str, namespace: str = "driftloop") -> str:
+        """The latest created revision of an InferenceService."""
+        with self.lock:
+            return str(self.objects[(namespace, name)]["status"]["components"]["predictor"]["latestCreatedRevision"])
 
     def pods(self, name: str, namespace: str = "driftloop") -> dict[str, Pod]:
         """Revision -> running pod of an InferenceService."""

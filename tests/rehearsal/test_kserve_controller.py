@@ -23,7 +23,7 @@ from serving.canary.k8s import GROUP, PLURAL, VERSION, KubernetesBackend
 from serving.prediction_log import read_log
 from serving.traffic import ReplayTraffic
 from tests.rehearsal.cluster import LOG_SINK_SERVICE, NAMESPACE, log_sink
-from tests.rehearsal.kserve_controller import KServeController
+from tests.rehearsal.kserve_controller import KServeController, predictor_isvc
 from tests.serving.k8s_standin import crd_validator
 from tests.serving.serving_fixtures import (  # noqa: F401  (store is a fixture)
     CATEGORICAL,
@@ -76,19 +76,7 @@ def kube(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kub
 
 
 def isvc_body(version: str) -> dict:
-    """A custom-container InferenceService like manifests/base/inferenceservices.yaml's, for the test model."""
-    return {
-        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-        "metadata": {"name": MODEL, "namespace": NAMESPACE},
-        "spec": {"predictor": {
-            "canaryTrafficPercent": 100,
-            "logger": {"mode": "all", "url": LOG_SINK_SERVICE},
-            "containers": [{"name": "kserve-container", "image": "ghcr.io/driftloop/driftloop:test", "command": ["python", "-m", "serving.predictor"],
-                            "args": ["--model-name", MODEL, "--model-uri", f"models:/{MODEL}/{version}", "--http-port", "8080"],
-                            "envFrom": [{"configMapRef": {"name": "driftloop-settings"}}],
-                            "env": [{"name": "DRIFTLOOP_SERVER_HOST", "value": "0.0.0.0"}]}],
-        }},
-    }
+    return predictor_isvc(MODEL, NAMESPACE, MODEL, f"models:/{MODEL}/{version}", logger_url=LOG_SINK_SERVICE)
 
 
 def crd_errors(obj: dict) -> list[str]:
