@@ -106,7 +106,7 @@ class Cluster:
             return copy.deepcopy(self.controller.objects[(self.namespace, name)])
 
     def traffic_history(self, name: str) -> list[int | None]:
-        """spec.predictor.canaryTrafficPercent after each accepted write."""
+        """spec.predictor.canaryTrafficPercent after each accepted write that created or changed the spec."""
         return list(self.controller.history.get(name, []))
 
     def api_client(self) -> Any:
@@ -115,7 +115,7 @@ class Cluster:
 
         return config.new_client_from_config(config_file=self.pod_env["KUBECONFIG"])
 
-    def serve(self, policy: str, champion_version: str, timeout: float = 180.0) -> str:
+    def serve(self, policy: str, champion_version: str, timeout: float = 600.0) -> str:
         """Create the InferenceService ``policy`` (from manifests/base/inferenceservices.yaml) serving
         ``models:/<model>/<champion_version>``, wait until it is Ready; returns its name."""
         from kubernetes import client

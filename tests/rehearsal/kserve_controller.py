@@ -220,7 +220,7 @@ class KServeController(KServeStandIn):
     """
 
     def __init__(self, root: Path, *, config_maps: dict[str, dict[str, str]], secrets: dict[str, dict[str, str]],
-                 services: dict[str, str], pod_env: dict[str, str], targets_file: Path, ready_timeout: float = 180.0) -> None:
+                 services: dict[str, str], pod_env: dict[str, str], targets_file: Path, ready_timeout: float = 600.0) -> None:
         super().__init__([])
         self.root = root
         self.config_maps, self.secrets, self.services, self.pod_env = config_maps, secrets, services, pod_env
@@ -441,7 +441,7 @@ class KServeController(KServeStandIn):
         tmp.write_text(json.dumps(groups))
         tmp.replace(self.targets_file)  # atomic: Prometheus never reads half a file
 
-    def wait_settled(self, name: str, timeout: float = 180.0, namespace: str = "driftloop") -> dict:
+    def wait_settled(self, name: str, timeout: float = 600.0, namespace: str = "driftloop") -> dict:
         """Until the controller has acted on the latest write and the service is Ready; returns the object."""
         deadline = time.monotonic() + timeout
         key = (namespace, name)
@@ -456,7 +456,9 @@ class KServeController(KServeStandIn):
             if svc is not None and svc.error:
                 raise PodFailed(svc.error)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"InferenceService {name} not ready after {timeout:.0f}s: {status.get('conditions')}")
+                logs = sorted((self.root / "pods").glob("*/container.log"), key=lambda f: f.stat().st_mtime)
+                tail = logs[-1].read_text(errors="replace")[-1500:] if logs else ""
+                raise TimeoutError(f"InferenceService {name} not ready after {timeout:.0f}s: {status.get('conditions')}; newest pod log: {tail}")
             time.sleep(0.1)
 
     def stop(self) -> None:

@@ -4,7 +4,8 @@ OpenAPI schema and imitating the KServe controller's canary status.
 
 A new revision starts whenever the predictor's pod template changes (anything under
 ``spec.predictor`` but ``canaryTrafficPercent``), as with Knative. ``history`` keeps
-``spec.predictor.canaryTrafficPercent`` after each accepted write, per object name.
+``spec.predictor.canaryTrafficPercent`` after each accepted write that created or changed the
+spec (metadata-only writes such as the rollout record's annotation are left out), per object name.
 Subclasses act on objects through :meth:`KServeStandIn.on_change` (called under the lock
 after each accepted write), e.g. tests/rehearsal/kserve_controller.py starts processes.
 
@@ -86,9 +87,10 @@ class KServeStandIn:
         """What makes a revision: the predictor spec without the traffic split."""
         return {k: v for k, v in obj["spec"]["predictor"].items() if k != "canaryTrafficPercent"}
 
-    def _accepted(self, key: tuple[str, str], new_revision: bool) -> None:
+    def _accepted(self, key: tuple[str, str], new_revision: bool, spec_changed: bool = True) -> None:
         self._reconcile(key, new_revision=new_revision)
-        self.history.setdefault(key[1], []).append(self.objects[key]["spec"]["predictor"].get("canaryTrafficPercent"))
+        if spec_changed:
+            self.history.setdefault(key[1], []).append(self.objects[key]["spec"]["predictor"].get("canaryTrafficPercent"))
         self.on_change(key, new_revision)
 
     def invalid(self, obj: dict) -> Any:
@@ -195,7 +197,7 @@ class KServeStandIn:
             merged["metadata"]["generation"] = obj["metadata"]["generation"] + 1
         merged["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
         self.objects[key] = merged
-        self._accepted(key, new_revision=self.pod_template(merged) != self.pod_template(obj))
+        self._accepted(key, new_revision=self.pod_template(merged) != self.pod_template(obj), spec_changed=merged["spec"] != obj["spec"])
         return JSONResponse(copy.deepcopy(self.objects[key]))
 
     def serve(self, port: int) -> Any:

@@ -487,8 +487,39 @@ def test_predictor_pod_restart_mid_step_keeps_its_errors(pods: Pods, store, regi
            requests=traffic.sent, failed_requests=traffic.failed, failed_before_crash=seen.get("failed_before_crash"),
            failed_until_restarted=seen.get("failed_until_restarted"), failed_statuses=statuses)
     assert seen["errors_before_crash"] >= 10
-    # requests fail only inside the fault: the injected 500s before the crash and those in flight at the kill (502)
+    # requests fail only inside the fault: the injected 500s, those in flight at the kill (502) or waiting for the restart
     assert traffic.failed == seen["failed_until_restarted"], statuses
-    assert {status for status, _ in statuses} <= {500, 502}, statuses
+    assert {status for status, _ in statuses} <= {500, 502, -1}, statuses  # -1: a client timeout (30 s) while the container restarts
     assert result.outcome == "rolled_back" and result.reason.startswith("error_rate"), (result.reason, counted)
     assert backend.current_traffic() == 0 and str(registry.get(MODEL, "champion").version) == good1
+
+
+def test_api_503_on_the_first_rollback_patch_with_real_pods(pods: Pods, store, registry) -> None:
+    """The rollback row again with predictor pods behind the stand-in: clients keep being answered through the
+    challenger's deploy, the split, the refused rollback PATCH and its retry."""
+    from kubernetes import client
+    from serving_fixtures import live_traffic
+
+    from serving.canary.k8s import GROUP, PLURAL, VERSION
+    from tests.rehearsal.kserve_controller import predictor_isvc
+
+    good1, good2 = store.versions["good1"], store.versions["good2"]
+    ns, ctl = "models", pods.controller
+    client.CustomObjectsApi(pods.api_client).create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, predictor_isvc(MODEL, ns, MODEL, f"models:/{MODEL}/{good1}"))
+    url = ctl.wait_settled(MODEL, namespace=ns)["status"]["url"]
+    ctl.fail_patches = [lambda b: b.get("spec", {}).get("predictor") == {"canaryTrafficPercent": 0}]  # the rollback's, not the deploy's
+    source, lines = FakeSource(), []
+    backend = KubernetesBackend(MODEL, ns, api_client=pods.api_client, poll_seconds=0.2)
+    with live_traffic(url, threads=4) as traffic:
+        result = run_rollout(policy_dict(checks=CHECKS), backend, source, registry, challenger_uri=f"models:/{MODEL}/{good2}",
+                             sleep=traffic_sleep(source, store, errors=20), on_step=lines.append)
+        ctl.wait_settled(MODEL, namespace=ns)
+        time.sleep(1)  # requests after the rollback landed
+    obj = ctl.objects[(ns, MODEL)]
+    assert result.outcome == "rolled_back" and result.reason.startswith("error_rate"), lines
+    assert len(ctl.failed) == 1 and obj["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert ctl.history[MODEL] == [100, 0, 50, 0]  # deploy at 0%, the 50% step, the rollback (after its 503)
+    assert traffic.failed == 0 and traffic.sent > 20, traffic.failures()[:3]
+    assert str(registry.get(MODEL, "champion").version) == good1
+    report("API 503 on the first rollback PATCH (stand-in, real pods)", outcome=result.outcome, canary=0, failed_patches=len(ctl.failed),
+           requests=traffic.sent, failed_requests=traffic.failed)
