@@ -58,6 +58,7 @@ LOG_SINK_SERVICE = "http://driftloop-log-sink/"  # spec.predictor.logger.url in 
 READER = ("driftloop-reader", "reader-password-1")
 WRITER = ("driftloop-writer", "writer-password-1")
 ALERT_FOR = "1s"  # every rule's `for:` (5m, 2h in the manifests) shortened so alerts fire within seconds
+STARTUP_TIMEOUT = 600.0  # seconds for a server to come up: generous, the test machine is shared and often overloaded
 EVALUATION_INTERVAL = "1s"  # Prometheus's scrape and rule evaluation interval (the manifests' Prometheus: 30s)
 
 
@@ -272,7 +273,7 @@ def log_sink(log_dir: Path, logs: Path) -> Iterator[str]:
         stop_server(proc)
 
 
-def _wait_http(url: str, proc: Any, what: str, timeout: float = 60.0) -> None:
+def _wait_http(url: str, proc: Any, what: str, timeout: float = STARTUP_TIMEOUT) -> None:
     import time
 
     deadline = time.monotonic() + timeout
@@ -299,7 +300,7 @@ def running_cluster(root: Path) -> Iterator[Cluster]:
         feast_offline = stack.enter_context(fresh_database("dl_feast_offline"))
         ledger = stack.enter_context(fresh_database("dl_ledger"))
         redis_url = stack.enter_context(redis_database())
-        mlflow = stack.enter_context(running_basic_auth_mlflow(root / "mlflow", READER, WRITER))
+        mlflow = stack.enter_context(running_basic_auth_mlflow(root / "mlflow", READER, WRITER, timeout=STARTUP_TIMEOUT))
         pushgateway = stack.enter_context(running_pushgateway())
         receiver = stack.enter_context(WebhookReceiver())
         sink_url = stack.enter_context(log_sink(volumes[PREDICTION_LOG_PVC], logs))

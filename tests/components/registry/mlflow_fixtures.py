@@ -89,7 +89,7 @@ class AuthServer:
 
 @contextlib.contextmanager
 def running_basic_auth_mlflow(root: Path, reader: tuple[str, str], writer: tuple[str, str],
-                              admin: tuple[str, str] = ("admin", "admin-password-1")) -> Iterator[AuthServer]:
+                              admin: tuple[str, str] = ("admin", "admin-password-1"), timeout: float = 120.0) -> Iterator[AuthServer]:
     """MLflow's basic-auth app on fresh PostgreSQL backend and auth databases, users made by the MLflow pod's init step.
 
     ``reader``/``writer`` are (username, password), as the driftloop-mlflow Secret holds them.
@@ -104,7 +104,7 @@ def running_basic_auth_mlflow(root: Path, reader: tuple[str, str], writer: tuple
                "MLFLOW_AUTH_ADMIN_USERNAME": admin[0], "MLFLOW_AUTH_ADMIN_PASSWORD": admin[1],
                "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-key-for-tests"}
         created = bootstrap_registry_auth(env)
-        with running_mlflow_server(backend, root / "artifacts", app_name="basic-auth", env=env) as url:
+        with running_mlflow_server(backend, root / "artifacts", timeout=timeout, app_name="basic-auth", env=env) as url:
             yield AuthServer(url, env, created)
 
 
