@@ -70,7 +70,7 @@ def test_webhook_receiver_records_the_post(cluster: Cluster) -> None:
     assert cluster.webhooks()[before:] == [{"text": "churn: retrain"}]
 
 
-def test_traffic_leaves_a_log_and_delayed_labels_the_canary_step_joins(cluster: Cluster, tmp_path: Path) -> None:
+def test_traffic_leaves_a_log_and_delayed_labels_the_canary_step_joins(cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from components.data.scenarios import generate
     from components.features.store import read_labels
     from components.kfp.canary import store_labels
@@ -102,6 +102,8 @@ def test_traffic_leaves_a_log_and_delayed_labels_the_canary_step_joins(cluster: 
     assert run.by_revision == {isvc["status"]["components"]["predictor"]["latestCreatedRevision"]: run.sent}
     assert run.labels_written == run.sent  # every answered row's outcome, after the delay
 
+    for key, value in cluster.env().items():  # the step's environment: Feast reads its servers from it (FeastOptions.from_env)
+        monkeypatch.setenv(key, value)
     settings = step_settings(cluster, tmp_path / "step")
     now = pd.Timestamp.now(tz="UTC")
     labels = read_labels("churn", settings, since, now, now)
