@@ -91,6 +91,24 @@ def push_rollout(settings: Any, model: str, result: Any) -> bool:
     return _push(url, job, model, registry)
 
 
+def push_rollout_start(settings: Any, model: str) -> bool:
+    """Push the rollout counters at their current values (0 the first time) before any traffic moves.
+
+    Prometheus's ``increase()`` needs a sample before the change: a counter series that first
+    appears at 1 shows no increase, so without this the first rollback of a model would never
+    fire ``DriftloopCanaryRolledBack``.
+    """
+    if not settings.pushgateway_url:
+        return False
+    from prometheus_client import CollectorRegistry, Counter
+
+    registry = CollectorRegistry()
+    job, url = "driftloop-canary", settings.pushgateway_url
+    for name in ("driftloop_canary_rollbacks", "driftloop_canary_promotions"):
+        Counter(name, EXPORTED[f"{name}_total"], ["model"], registry=registry).labels(model).inc(_pushed(url, f"{name}_total", job, model))
+    return _push(url, job, model, registry, replace=False)
+
+
 def push_traffic(settings: Any, model: str, percent: float) -> bool:
     """Push the challenger's traffic share while a rollout runs (only that gauge: the group's counters stay)."""
     if not settings.pushgateway_url:

@@ -117,6 +117,31 @@ class PrometheusSource:
         self.timeout = timeout
 
     def query(self, promql: str) -> list[Sample]:
+        data = self._query(promql)
+        if data["resultType"] == "scalar":
+            return [Sample("scalar", {}, float(data["result"][1]))]
+        return [Sample(res["metric"].get("__name__", ""), dict(res["metric"]), float(res["value"][1])) for res in data["result"]]
+
+    def counter_since(self, promql: str, since: float) -> list[Sample]:
+        """Each counter series of ``promql`` made monotonic over the span since ``since`` (epoch seconds).
+
+        A series' value is its last sample plus the sample before every drop in the span, so
+        the counts of a pod that restarted (its counter back at 0, or a new series beside the
+        old one) are kept; two calls with the same ``since`` can be subtracted as plain
+        counters (:meth:`ArmSnapshot.minus`). The span reaches one minute before ``since`` so
+        the value at ``since`` itself is in it.
+        """
+        window = max(int(time.time() - since) + 60, 60)
+        data = self._query(f"{promql}[{window}s]")
+        out = []
+        for res in data["result"]:
+            values = [float(v) for _, v in res.get("values", [])]
+            if values:
+                total = values[-1] + sum(a for a, b in zip(values, values[1:], strict=False) if b < a)
+                out.append(Sample(res["metric"].get("__name__", ""), dict(res["metric"]), total))
+        return out
+
+    def _query(self, promql: str) -> dict[str, Any]:
         import httpx
 
         try:
@@ -128,10 +153,7 @@ class PrometheusSource:
             raise ServiceUnavailable(f"Prometheus at {self.url} answered {r.status_code}: {body.get('error', '')}", fix="retry later or check Prometheus")
         if body.get("status") != "success":
             raise ConfigError(f"Prometheus rejected {promql!r}: {body.get('error')}", fix="correct the query")
-        data = body["data"]
-        if data["resultType"] == "scalar":
-            return [Sample("scalar", {}, float(data["result"][1]))]
-        return [Sample(res["metric"].get("__name__", ""), dict(res["metric"]), float(res["value"][1])) for res in data["result"]]
+        return dict(body["data"])
 
     def is_online(self) -> bool:
         import httpx
@@ -233,13 +255,19 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
     return prev_le
 
 
-def arm_snapshot(source: MetricsSource, model: str, version: str) -> ArmSnapshot:
-    """One version's series over every server instance the source sees, kept apart per series."""
+def arm_snapshot(source: MetricsSource, model: str, version: str, since: float | None = None) -> ArmSnapshot:
+    """One version's series over every server instance the source sees, kept apart per series.
+
+    With ``since`` (epoch seconds, the rollout's start) a source that keeps history
+    (:meth:`PrometheusSource.counter_since`) gives counters that survive pod restarts within
+    the rollout; the servers' own /metrics cannot (their counters are all there is).
+    """
     sel = f'model_name="{model}",model_version="{version}"'
     series: dict[SeriesKey, float] = {}
+    counter_since = getattr(source, "counter_since", None) if since is not None else None
 
     def add(kind: str, query: str, histogram: bool = False) -> None:
-        for s in source.query(query):
+        for s in (counter_since(query, since) if counter_since is not None else source.query(query)):
             labels = tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("le", "__name__")))
             le = float(s.labels["le"]) if histogram else None
             series[(kind, le, labels)] = series.get((kind, le, labels), 0.0) + s.value

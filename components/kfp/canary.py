@@ -76,7 +76,7 @@ def canary_rollout(policy: Policy, settings: Settings, backend: str, namespace: 
 
         roll_out = default_roll_out
 
-    from components.metrics_push import push_rollout, push_traffic
+    from components.metrics_push import push_rollout, push_rollout_start, push_traffic
 
     if backend == "local" and not replay:  # an unattended step has no users sending requests
         raise ConfigError("a local canary needs traffic", fix="pass replay=<parquet path or scenario:<name>> with features and labels")
@@ -92,6 +92,7 @@ def canary_rollout(policy: Policy, settings: Settings, backend: str, namespace: 
         if on_step is not None:
             on_step(line)
 
+    push_rollout_start(settings, policy.model)  # the rollback alert's increase() needs the counter's 0 first
     result = roll_out(policy, settings, backend, namespace=namespace or "default", isvc=isvc, replay=replay or None,
                       interval_seconds=interval_seconds, on_step=step, actor="kfp", labels=label_source, log_dir=log_dir or None)
     push_rollout(settings, policy.model, result)

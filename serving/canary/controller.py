@@ -244,14 +244,15 @@ def run_rollout(
                 raise ServiceUnavailable(f"the metrics source {_describe(metrics_source)} is offline", fix="start Prometheus or the model servers' /metrics, or fix DRIFTLOOP_PROMETHEUS_URL")
             # the log's times are the servers' wall time, whatever clock the analysis runs on
             started = datetime.fromtimestamp(time.time() - max(clock() - record.started_at, 0.0), UTC)
-            base = {v: arm_snapshot(metrics_source, model, v) for v in (champion_v, challenger_v)}
+            since = started.timestamp()  # counters since the rollout began, restarts included (PrometheusSource)
+            base = {v: arm_snapshot(metrics_source, model, v, since) for v in (champion_v, challenger_v)}
             lease.write(step=step, percent=rollout.steps[step])  # the record first: a crash after the move knows about it
             backend.set_traffic(rollout.steps[step])
-            step_base = {v: arm_snapshot(metrics_source, model, v) for v in base}
+            step_base = {v: arm_snapshot(metrics_source, model, v, since) for v in base}
             step_started = clock()
             while True:
                 sleep(rollout.interval_seconds)
-                now = {v: arm_snapshot(metrics_source, model, v) for v in base}
+                now = {v: arm_snapshot(metrics_source, model, v, since) for v in base}
                 outcomes: dict[str, dict[str, Outcome]] = {}
                 estimates: dict[str, dict[str, Estimate]] = {}
                 if metrics and labels is not None and log_dir is not None:
