@@ -446,6 +446,69 @@ def run_pipeline(path: str | Path, arguments: Mapping[str, Any], env: PodEnviron
     return runner.record
 
 
+def run_manifest_job(manifest: str | Path, env: PodEnvironment, root: str | Path, *, overrides: Mapping[str, str] | None = None,
+                     timeout: float = 1800.0, out: Callable[[str], None] = print) -> TaskRecord:
+    """Run the first container of the Job in ``manifest`` as a pod: its command and args, its ``env`` (values and
+    ``secretKeyRef``/``configMapKeyRef``) and ``envFrom`` ConfigMaps, the image's env; ``overrides`` patch env values
+    (what a kustomize patch would). A Job with ``automountServiceAccountToken: false`` gets no API access.
+    """
+    job = next(d for d in yaml.safe_load_all(Path(manifest).read_text()) if d and d.get("kind") == "Job")
+    pod_spec = job["spec"]["template"]["spec"]
+    container = pod_spec["containers"][0]
+    name = job["metadata"]["name"]
+    rec = TaskRecord(f"job/{name}", container["name"], name, FAILED)
+    pod = Path(root) / "pods" / f"job-{name}-{uuid.uuid4().hex[:6]}"
+    for sub in ("work", "tmp"):
+        (pod / sub).mkdir(parents=True, exist_ok=True)
+    kubelet = dict(env.pod_env)
+    if pod_spec.get("automountServiceAccountToken") is False:
+        kubelet.pop("KUBECONFIG", None)
+    declared: dict[str, str] = {}
+    try:
+        for source in container.get("envFrom", []):
+            ref = source.get("configMapRef")
+            if ref is None:
+                continue
+            if ref["name"] in env.config_maps:
+                declared.update(env.config_maps[ref["name"]])
+            elif not ref.get("optional"):
+                raise PodError(f"configmap {ref['name']!r} not found in namespace {env.namespace} (CreateContainerConfigError); "
+                               f"fix: kubectl apply -k manifests/overlays/<env> (it creates {ref['name']})")
+        for item in container.get("env", []):
+            ref = item.get("valueFrom", {})
+            if "secretKeyRef" in ref:
+                key = ref["secretKeyRef"]
+                value = env.secret_value(key["name"], key["key"], bool(key.get("optional", False)))
+            elif "configMapKeyRef" in ref:
+                key = ref["configMapKeyRef"]
+                value = env.config_map_value(key["name"], key["key"], bool(key.get("optional", False)))
+            else:
+                value = item.get("value", "")
+            if value is not None:
+                declared[item["name"]] = value
+    except PodError as exc:
+        rec.error = str(exc)
+        out(f"  [{rec.pipeline}] {rec.task}: failed: {rec.error}")
+        return rec
+    declared.update(overrides or {})
+    mounts = {"/tmp": pod / "tmp"}
+    run_env = {**image_env(pod), **kubelet, **{k: translate(v, mounts) for k, v in declared.items()}}
+    started = time.monotonic()
+    log = pod / "log.txt"
+    with log.open("w") as fh:
+        try:
+            rec.exit_code = subprocess.run(list(container.get("command", [])) + list(container.get("args", [])), cwd=pod / "work", env=run_env,
+                                           stdout=fh, stderr=subprocess.STDOUT, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            fh.write(f"\nTimeoutError: job ran longer than {timeout:.0f}s (activeDeadlineSeconds)\n")
+            rec.exit_code = 124
+    rec.seconds, rec.log, rec.attempts = time.monotonic() - started, str(log), 1
+    rec.status = SUCCEEDED if rec.exit_code == 0 else FAILED
+    rec.error = "" if rec.exit_code == 0 else _error_line(log.read_text(errors="replace"))
+    out(f"  [{rec.pipeline}] {rec.task}: {rec.status.lower()} in {rec.seconds:.1f}s, exit {rec.exit_code}{': ' + rec.error if rec.error else ''}")
+    return rec
+
+
 def clear(root: str | Path) -> None:
     """Remove a runner root (object store, cache, pods)."""
     shutil.rmtree(root, ignore_errors=True)
