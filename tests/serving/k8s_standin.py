@@ -1,6 +1,12 @@
-"""A Kubernetes API stand-in for one resource type: GET and merge-PATCH of KServe
-InferenceServices over real HTTP, validating every patched object against the CRD's
+"""A Kubernetes API stand-in for one resource type: create (POST), GET and merge-PATCH of KServe
+InferenceServices over real HTTP, validating every written object against the CRD's
 OpenAPI schema and imitating the KServe controller's canary status.
+
+A new revision starts whenever the predictor's pod template changes (anything under
+``spec.predictor`` but ``canaryTrafficPercent``), as with Knative. ``history`` keeps
+``spec.predictor.canaryTrafficPercent`` after each accepted write, per object name.
+Subclasses act on objects through :meth:`KServeStandIn.on_change` (called under the lock
+after each accepted write), e.g. tests/rehearsal/kserve_controller.py starts processes.
 
 Like the API server it keeps ``metadata.resourceVersion`` (bumped on every write) and
 answers 409 Conflict to a patch that names an older one (optimistic concurrency).
@@ -19,7 +25,8 @@ from typing import Any
 import yaml
 
 CRD = Path("/work/shared/schemas/serving.kserve.io_inferenceservices.yaml")
-PATH = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices/{name}"
+COLLECTION = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices"
+PATH = COLLECTION + "/{name}"
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -63,11 +70,36 @@ class KServeStandIn:
         self.revisions: dict[tuple[str, str], int] = {}
         self.patches: list[tuple[str, dict]] = []  # (content type, body)
         self.not_ready_polls = not_ready_polls
+        self._pending = 0
         self.fail_patches: list[Any] = []  # predicates on a patch body: a match is answered 503 once
         self.failed: list[dict] = []  # the patches answered 503
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.history: dict[str, list[int | None]] = {}
         for key in self.objects:
             self._reconcile(key, new_revision=True)
+
+    def on_change(self, key: tuple[str, str], new_revision: bool) -> None:
+        """Hook after an accepted create or patch (lock held): nothing here; a controller acts."""
+
+    @staticmethod
+    def pod_template(obj: dict) -> dict:
+        """What makes a revision: the predictor spec without the traffic split."""
+        return {k: v for k, v in obj["spec"]["predictor"].items() if k != "canaryTrafficPercent"}
+
+    def _accepted(self, key: tuple[str, str], new_revision: bool) -> None:
+        self._reconcile(key, new_revision=new_revision)
+        self.history.setdefault(key[1], []).append(self.objects[key]["spec"]["predictor"].get("canaryTrafficPercent"))
+        self.on_change(key, new_revision)
+
+    def invalid(self, obj: dict) -> Any:
+        """A 422 response if ``obj`` (without status) breaks the CRD schema, else None."""
+        from starlette.responses import JSONResponse
+
+        errors = sorted(self.validator.iter_errors({k: v for k, v in obj.items() if k != "status"}), key=str)
+        if not errors:
+            return None
+        msg = "; ".join(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:3])
+        return JSONResponse({"kind": "Status", "code": 422, "reason": "Invalid", "message": msg}, status_code=422)
 
     def _reconcile(self, key: tuple[str, str], new_revision: bool) -> None:
         obj = self.objects[key]
@@ -120,7 +152,25 @@ class KServeStandIn:
             with self.lock:
                 return self._patch(key, ctype, body)
 
-        return Starlette(routes=[Route(PATH, handle, methods=["GET", "PATCH"])])
+        async def create(request: Request) -> JSONResponse:
+            ns = request.path_params["ns"]
+            body = await request.json()
+            meta = body.get("metadata") or {}
+            key = (ns, str(meta.get("name", "")))
+            with self.lock:
+                if key in self.objects:
+                    return JSONResponse({"kind": "Status", "code": 409, "reason": "AlreadyExists",
+                                         "message": f'inferenceservices.serving.kserve.io "{key[1]}" already exists'}, status_code=409)
+                obj = {**body, "metadata": {**meta, "namespace": ns, "generation": 1, "resourceVersion": "1"}}
+                obj.pop("status", None)
+                refused = self.invalid(obj)
+                if refused is not None:
+                    return refused
+                self.objects[key] = obj
+                self._accepted(key, new_revision=True)
+                return JSONResponse(copy.deepcopy(self.objects[key]), status_code=201)
+
+        return Starlette(routes=[Route(COLLECTION, create, methods=["POST"]), Route(PATH, handle, methods=["GET", "PATCH"])])
 
     def _patch(self, key: tuple[str, str], ctype: str, body: dict) -> Any:
         from starlette.responses import JSONResponse, PlainTextResponse
@@ -138,17 +188,15 @@ class KServeStandIn:
                                  "message": "the object has been modified; please apply your changes to the latest version and try again"},
                                 status_code=409)
         merged = merge_patch(obj, body)
-        errors = sorted(self.validator.iter_errors({k: v for k, v in merged.items() if k != "status"}), key=str)
-        if errors:
-            msg = "; ".join(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:3])
-            return JSONResponse({"kind": "Status", "code": 422, "reason": "Invalid", "message": msg}, status_code=422)
-        old_uri = obj["spec"]["predictor"]["model"].get("storageUri")
+        refused = self.invalid(merged)
+        if refused is not None:
+            return refused
         if merged["spec"] != obj["spec"]:
             merged["metadata"]["generation"] = obj["metadata"]["generation"] + 1
         merged["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
         self.objects[key] = merged
-        self._reconcile(key, new_revision=merged["spec"]["predictor"]["model"].get("storageUri") != old_uri)
-        return JSONResponse(self.objects[key])
+        self._accepted(key, new_revision=self.pod_template(merged) != self.pod_template(obj))
+        return JSONResponse(copy.deepcopy(self.objects[key]))
 
     def serve(self, port: int) -> Any:
         import uvicorn

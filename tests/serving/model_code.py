@@ -15,8 +15,12 @@ from typing import Any
 import pandas as pd
 
 
-def log_safe_model(tracking_uri: str, root: Path, pipeline: Any, data: pd.DataFrame, numeric: list[str], categorical: list[str], name: str) -> str:
-    """Register ``pipeline`` (fitted on ``numeric + categorical``) as a new version of ``name``; returns the version."""
+def log_safe_model(tracking_uri: str, root: Path | None, pipeline: Any, data: pd.DataFrame, numeric: list[str], categorical: list[str], name: str) -> str:
+    """Register ``pipeline`` (fitted on ``numeric + categorical``) as a new version of ``name``; returns the version.
+
+    ``root``: artifacts go to ``root/artifacts``; None: wherever the tracking server puts them
+    (a server with ``--serve-artifacts`` stores them itself).
+    """
     from mlflow import MlflowClient
 
     from components.registry.artifacts import DIGEST_TAG, artifact_digests
@@ -25,7 +29,8 @@ def log_safe_model(tracking_uri: str, root: Path, pipeline: Any, data: pd.DataFr
     client = MlflowClient(tracking_uri)
     # artifacts beside the tracking DB in tmp, never ./mlruns in the working tree
     exp = client.get_experiment_by_name("serving-tests")
-    exp_id = exp.experiment_id if exp else client.create_experiment("serving-tests", artifact_location=(root / "artifacts").as_uri())
+    location = (root / "artifacts").as_uri() if root is not None else None
+    exp_id = exp.experiment_id if exp else client.create_experiment("serving-tests", artifact_location=location)
     if not _exists(client, name):
         client.create_registered_model(name)
     model = TrainedModel(kind="sklearn_logreg", features=list(numeric), categorical=list(categorical), seed=0, params={}, pipeline=pipeline)

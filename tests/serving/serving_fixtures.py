@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +66,7 @@ class Store:
     versions: dict[str, str]  # "good1", "good2", "bad" -> registry version
 
 
-def register(tracking_uri: str, root: Path, seed: int, invert: bool = False, data: pd.DataFrame | None = None,
+def register(tracking_uri: str, root: Path | None, seed: int, invert: bool = False, data: pd.DataFrame | None = None,
              numeric: list[str] = NUMERIC, categorical: list[str] = CATEGORICAL, label: str = "label", name: str = MODEL) -> str:
     from model_code import log_safe_model
     from sklearn.compose import ColumnTransformer
@@ -114,29 +114,43 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
     raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
+def start_server(cmd: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    """Start a server process with its output in ``log_path`` (a file: a full pipe would block it).
+
+    ``env`` replaces the environment (default: this one with the repo on PYTHONPATH); ``cwd``
+    defaults to the repo root. Stop it with :func:`stop_server`.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)} if env is None else env
+    with open(log_path, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, cwd=cwd or REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_server(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; waits for the exit."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
 def predictor_process(store: Store, uri: str, log_dir: Path, *extra: str) -> Iterator[str]:
     """A real ``python -m serving.predictor`` process; yields its base URL."""
     port = free_port()
     cmd = [sys.executable, "-m", "serving.predictor", "--model-name", MODEL, "--model-uri", uri,
            "--http-port", str(port), "--log-dir", str(log_dir), "--tracking-uri", store.tracking_uri, *extra]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     err_path = log_dir.parent / f"predictor-{port}.log"
-    err_path.parent.mkdir(parents=True, exist_ok=True)
-    err = open(err_path, "wb")  # noqa: SIM115 - a file, not a pipe (a full pipe blocks the server); closed in finally
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=err, stderr=subprocess.STDOUT)
+    proc = start_server(cmd, err_path)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc, log=err_path)
         yield url
     finally:
-        err.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
 
 
 @pytest.fixture
@@ -229,15 +243,58 @@ class FakeSource:
         return self.online
 
 
-def start_prometheus(tmp_path: Path, targets: list[str]) -> tuple[subprocess.Popen, str]:
+def start_prometheus(tmp_path: Path, targets: Sequence[str], *, file_sd: Path | None = None, rule_files: Sequence[Path] = (),
+                     honor_targets: Sequence[str] = (), interval: str = "1s") -> tuple[subprocess.Popen, str]:
+    """A real Prometheus scraping ``targets`` every ``interval``; returns (process, URL).
+
+    ``file_sd``: a file_sd JSON file to scrape as well (rewrite it as targets come and go);
+    ``rule_files``: alerting/recording rules evaluated every ``interval``; ``honor_targets``:
+    targets scraped with ``honor_labels`` (a Pushgateway keeps the pushed job/instance labels).
+    """
+    import json
+
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("prometheus is not installed (scripts/install-system-deps.sh installs it)")
     port = free_port()
     config = tmp_path / "prometheus.yml"
-    hosts = ", ".join(f"'{t.removeprefix('http://')}'" for t in targets)
-    config.write_text(f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: models\n    static_configs:\n      - targets: [{hosts}]\n")
+    def hosts(urls: Sequence[str]) -> list[str]:
+        return [u.removeprefix("http://") for u in urls]
+
+    jobs: list[dict] = [{"job_name": "models", "static_configs": [{"targets": hosts(targets)}]}]
+    if file_sd is not None:
+        if not file_sd.exists():
+            file_sd.write_text("[]")
+        jobs.append({"job_name": "pods", "file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": interval}]})
+    if honor_targets:
+        jobs.append({"job_name": "pushgateway", "honor_labels": True, "static_configs": [{"targets": hosts(honor_targets)}]})
+    cfg = {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "scrape_configs": jobs,
+           "rule_files": [str(r) for r in rule_files]}
+    config.write_text(json.dumps(cfg))  # JSON is YAML
     log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - child output, open while it runs
     proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                              f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
     return proc, f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def running_pushgateway() -> Iterator[str]:
+    """A real Pushgateway (Debian's prometheus-pushgateway) on a free port, empty, stopped afterwards; yields its URL."""
+    binary = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
+    if binary is None:
+        pytest.fail("prometheus-pushgateway is not installed (run scripts/install-system-deps.sh)")
+    port = free_port()
+    # Debian persists to /var/lib/prometheus by default: an empty file name keeps each gateway fresh.
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"the Pushgateway did not start on {url}")
+        yield url
+    finally:
+        stop_server(proc, timeout=10)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,36 +10,13 @@ import pytest
 
 from components.metrics_push import push_decision, push_monitor, push_rollout
 from components.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.serving.serving_fixtures import free_port, running_pushgateway
 
 
 @pytest.fixture
-def pushgateway(tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
-    if binary is None:
-        pytest.fail("prometheus-pushgateway is not installed (run scripts/install-system-deps.sh)")
-    port = _free_port()
-    # Debian persists to /var/lib/prometheus by default: an empty file name keeps each test's gateway fresh.
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{url}/-/ready", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"the Pushgateway did not start on {url}")
+def pushgateway() -> Iterator[str]:
+    with running_pushgateway() as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _samples(url: str) -> dict[tuple[str, frozenset], float]:
@@ -96,7 +69,7 @@ def test_monitor_decision_and_rollout_metrics_reach_the_pushgateway(pushgateway:
 
 def test_no_url_pushes_nothing_and_an_unreachable_gateway_only_warns(capsys: pytest.CaptureFixture[str]) -> None:
     assert push_rollout(Settings.from_env({}), "churn", _Result("promoted")) is False
-    dead = Settings.from_env({"DRIFTLOOP_PUSHGATEWAY_URL": f"http://127.0.0.1:{_free_port()}"})
+    dead = Settings.from_env({"DRIFTLOOP_PUSHGATEWAY_URL": f"http://127.0.0.1:{free_port()}"})
     assert push_monitor(dead, "churn", [{"name": "m", "type": "performance", "fired": True}]) is False
     assert "DRIFTLOOP_PUSHGATEWAY_URL" in capsys.readouterr().err
 

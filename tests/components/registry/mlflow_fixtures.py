@@ -78,6 +78,36 @@ def running_mlflow_server(backend_uri: str, artifacts: Path, timeout: float = 12
         log.close()
 
 
+@dataclass
+class AuthServer:
+    """A running basic-auth MLflow: its URL, the server's environment and who the bootstrap created."""
+
+    url: str
+    env: dict[str, str]
+    created: list[str]
+
+
+@contextlib.contextmanager
+def running_basic_auth_mlflow(root: Path, reader: tuple[str, str], writer: tuple[str, str],
+                              admin: tuple[str, str] = ("admin", "admin-password-1")) -> Iterator[AuthServer]:
+    """MLflow's basic-auth app on fresh PostgreSQL backend and auth databases, users made by the MLflow pod's init step.
+
+    ``reader``/``writer`` are (username, password), as the driftloop-mlflow Secret holds them.
+    """
+    from components.registry.store import AUTH_DATABASE_ENV, bootstrap_registry_auth
+
+    with fresh_database() as backend, fresh_database() as auth_db:
+        env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(root / "auth" / "basic_auth.ini"),
+               AUTH_DATABASE_ENV: "postgresql+psycopg2://" + auth_db.removeprefix("postgresql://"),  # MLflow would pick psycopg 3
+               "DRIFTLOOP_MLFLOW_READER_USERNAME": reader[0], "DRIFTLOOP_MLFLOW_READER_PASSWORD": reader[1],
+               "DRIFTLOOP_MLFLOW_WRITER_USERNAME": writer[0], "DRIFTLOOP_MLFLOW_WRITER_PASSWORD": writer[1],
+               "MLFLOW_AUTH_ADMIN_USERNAME": admin[0], "MLFLOW_AUTH_ADMIN_PASSWORD": admin[1],
+               "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-key-for-tests"}
+        created = bootstrap_registry_auth(env)
+        with running_mlflow_server(backend, root / "artifacts", app_name="basic-auth", env=env) as url:
+            yield AuthServer(url, env, created)
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a real MLflow tracking server on PostgreSQL with served artifacts (module scope)."""

@@ -9,7 +9,6 @@ reads them itself: MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -24,8 +23,7 @@ from components.registry.store import bootstrap_registry_auth
 from components.settings import Settings
 from tests.components.registry.mlflow_fixtures import (  # noqa: F401  (fixtures)
     Trained,
-    fresh_database,
-    running_mlflow_server,
+    running_basic_auth_mlflow,
     trained,
 )
 
@@ -35,21 +33,12 @@ pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs the mlflo
 USERS = {"reader": ("driftloop-reader", "reader-password-1"), "writer": ("driftloop-writer", "writer-password-1")}
 
 
-def _psycopg2(url: str) -> str:  # MLflow would pick psycopg 3, which is not installed
-    return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
-
-
 @contextlib.contextmanager
 def _auth_server(tmp: Path) -> Iterator[str]:
-    with fresh_database() as backend, fresh_database() as auth_db:
-        env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(tmp / "auth" / "basic_auth.ini"), "DRIFTLOOP_MLFLOW_AUTH_DATABASE_URI": _psycopg2(auth_db),
-               "DRIFTLOOP_MLFLOW_READER_USERNAME": USERS["reader"][0], "DRIFTLOOP_MLFLOW_READER_PASSWORD": USERS["reader"][1],
-               "DRIFTLOOP_MLFLOW_WRITER_USERNAME": USERS["writer"][0], "DRIFTLOOP_MLFLOW_WRITER_PASSWORD": USERS["writer"][1],
-               "MLFLOW_AUTH_ADMIN_USERNAME": "admin", "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-key-for-tests", "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-password-1"}
-        assert sorted(bootstrap_registry_auth(env)) == sorted(u for u, _ in USERS.values())  # the MLflow pod's init step
-        assert bootstrap_registry_auth(env) == []  # a restart creates nobody twice
-        with running_mlflow_server(backend, tmp / "artifacts", app_name="basic-auth", env=env) as url:
-            yield url
+    with running_basic_auth_mlflow(tmp, USERS["reader"], USERS["writer"]) as server:
+        assert sorted(server.created) == sorted(u for u, _ in USERS.values())  # the MLflow pod's init step
+        assert bootstrap_registry_auth(server.env) == []  # a restart creates nobody twice
+        yield server.url
 
 
 @pytest.fixture(scope="module")
