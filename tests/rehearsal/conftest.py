@@ -18,7 +18,7 @@ REHEARSAL_ROOT = REPO / ".driftloop" / "rehearsal" / "cluster"  # pod logs, obje
 @pytest.fixture(scope="module")
 def summary() -> Iterator[Summary]:
     """The rehearsal's summary, written to .driftloop/rehearsal/summary.json when the module ends (cases not reached stay "not run")."""
-    s = Summary()
+    s = Summary(path=SUMMARY_PATH)
     try:
         yield s
     finally:

@@ -38,9 +38,10 @@ class Case:
 class Summary:
     """Cases in the issue's order and every task row of every run, written as JSON."""
 
-    def __init__(self, names: Sequence[str] = CASES) -> None:
+    def __init__(self, names: Sequence[str] = CASES, path: str | Path | None = None) -> None:
         self.cases = {name: Case(name) for name in names}
         self.tasks: list[dict[str, Any]] = []
+        self.path = Path(path) if path else None  # written after every case, so a run cut short still leaves its summary
 
     @contextmanager
     def case(self, name: str) -> Iterator[Case]:
@@ -57,6 +58,8 @@ class Summary:
             case.passed = True
         finally:
             case.seconds = round(time.monotonic() - started, 2)
+            if self.path is not None:
+                self.write(self.path)
 
     def add_tasks(self, rows: Sequence[dict[str, Any]]) -> None:
         """Task rows of a run (``TaskRecord.row()``)."""

@@ -2,7 +2,7 @@
 
 Order matters (one cluster, one story, the way a platform team would see it):
 
-1. the feature-load Job of manifests/base loads churn and fraud into the PostgreSQL offline
+1. the feature-load Job of manifests/base loads churn (fraud later, for its case) into the PostgreSQL offline
    store and Redis; the ``materialize_and_check`` pipeline checks and materializes a churn batch;
 2. the ``train`` pipeline makes the churn champion (data before 2025-05); the InferenceService
    ``churn`` serves it;
@@ -80,6 +80,12 @@ class Rehearsal:
                 "namespace": self.cluster.namespace, "isvc": self.state.get("isvc", ""), **arguments}
         return self.run("monitor_and_retrain", **args)
 
+    def load(self, scenarios: str) -> None:
+        """The feature-load Job of manifests/base with ``SCENARIOS`` set (what a kustomize patch of its env would do)."""
+        job = run_manifest_job(FEATURE_LOAD_JOB, PodEnvironment.from_cluster(self.cluster), self.root, overrides={"SCENARIOS": scenarios})
+        self.summary.add_tasks([job.row()])
+        assert job.exit_code == 0, f"feature-load Job failed: {job.error} (log {job.log})"
+
     def settings(self) -> Any:
         """Settings of a fully wired step (the harness acting as an operator with the pipeline's credentials)."""
         from components.settings import Settings
@@ -131,9 +137,7 @@ def rehearsal(cluster: Any, summary: Any) -> Iterator[Rehearsal]:
 
 def _rehearsal(cluster: Any, summary: Any) -> Rehearsal:
     r = Rehearsal(cluster, summary, cluster.root / "rehearsal")
-    job = run_manifest_job(FEATURE_LOAD_JOB, PodEnvironment.from_cluster(cluster), r.root, overrides={"SCENARIOS": "churn fraud"})
-    summary.add_tasks([job.row()])
-    assert job.exit_code == 0, f"feature-load Job failed: {job.error} (log {job.log})"
+    r.load("churn")
     checked = r.run("materialize_and_check", view="churn_features", start=DRIFTED[0], end=DRIFTED[1])
     assert checked.status == SUCCEEDED, checked.failure()
     r.state["view_verdict"] = checked.outputs["Output"]
@@ -286,6 +290,7 @@ def test_overlay_overrides(rehearsal: Rehearsal) -> None:
 
 def test_fraud_emergency(rehearsal: Rehearsal) -> None:
     with rehearsal.summary.case("fraud-emergency") as case:
+        rehearsal.load("fraud")
         champion = rehearsal.run("train", policy="fraud", strategy="full", end=FRAUD_CHAMPION_END)
         assert champion.status == SUCCEEDED and champion.task("register").outputs["Output"] == "champion", champion.failure()
         run = rehearsal.loop("fraud", FRAUD_DRIFTED, canary="none", isvc="")
