@@ -132,6 +132,9 @@ def rehearsal(cluster: Any, summary: Any) -> Iterator[Rehearsal]:
         mlflow = cluster.secrets["driftloop-mlflow"]
         mp.setenv("MLFLOW_TRACKING_USERNAME", mlflow["username"])
         mp.setenv("MLFLOW_TRACKING_PASSWORD", mlflow["password"])
+        for key, value in cluster.env().items():  # Feast's production servers come from the process env (FeastOptions.from_env)
+            if key.startswith("DRIFTLOOP_FEAST"):
+                mp.setenv(key, value)
         yield _rehearsal(cluster, summary)
 
 
