@@ -8,7 +8,7 @@ SYSTEM_STAMP := $(VENV)/.system-deps
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps demo test test-fast lint typecheck bench compile clean
+.PHONY: help setup system-deps demo test test-fast rehearse lint typecheck bench compile clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test: setup ## Run every test, slow end-to-end ones included
 	@# bytecode once: with PYTHONDONTWRITEBYTECODE set, every task, predictor and CLI process would recompile the repo
 	@$(BIN)/python -m compileall -q components serving pipelines driftloop feature_repo >/dev/null
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+rehearse: setup ## Run the cluster rehearsal alone (compiled cluster pipelines, pod by pod); writes .driftloop/rehearsal/summary.json
+	$(BIN)/python -m pytest tests/rehearsal/test_rehearsal.py -p no:cacheprovider -s $(PYTEST_ARGS)
 
 test-fast: setup ## Run the unit tests only
 	$(BIN)/python -m pytest -m "unit" $(PYTEST_ARGS)

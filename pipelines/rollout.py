@@ -30,7 +30,8 @@ def rollout_steps(target: str, policy: Any, canary: Any, namespace: Any, isvc: A
     task = canary_rollout(policy=policy, backend=canary, namespace=namespace, isvc=isvc, replay=replay, interval_seconds=interval_seconds, workdir=workdir,
                           log_dir=log_dir, labels="store")
     task.set_display_name("canary rollout")
-    return prediction_log_step(server_step(time_dependent(task), target, retries=0), target)
+    # feast: the labelled checks read the label store (Feast's production offline store), which needs the driftloop-feast secret
+    return prediction_log_step(server_step(time_dependent(task), target, retries=0, feast=True), target)
 
 
 def build(target: str = "cluster") -> Any:

@@ -22,19 +22,19 @@ def check_and_materialize(view: str, start: str, end: str, checks: str, pushgate
                           report: Output[Artifact], metrics: Output[Metrics]) -> NamedTuple(  # type: ignore[valid-type]
         "FeatureCheck", [("verdict", str), ("passed", bool), ("blocked", bool), ("models", str)]):
     """Check ``view``'s rows in ``[start, end)``, tell the models that read a drifted feature, materialize unless blocked."""
-    import os
     from collections import namedtuple
 
     from components.features.materialize_check import materialize_and_check
     from components.kfp import runtime
 
-    rep = materialize_and_check(view, start, end, runtime.settings_for(workdir), checks or None)
+    settings = runtime.settings_for(workdir)
+    rep = materialize_and_check(view, start, end, settings, checks or None)
     runtime.write_text(report.path, rep.to_json())
     metrics.log_metric("rows", rep.rows)
     metrics.log_metric("drifted_features", len(rep.drifted_features))
     metrics.log_metric("failed_quality_checks", len(rep.failed_quality))
     metrics.log_metric("blocked", int(rep.blocked))
-    gateway = pushgateway or os.environ.get("DRIFTLOOP_PUSHGATEWAY", "")
+    gateway = pushgateway or settings.pushgateway_url  # the settings ConfigMap's DRIFTLOOP_PUSHGATEWAY_URL on a cluster
     if gateway:
         from components.features.view_metrics import push_view_metrics
 
