@@ -44,7 +44,9 @@ def plan_for(scenario: str, seed: int = 0) -> DemoPlan:
     plans = {
         "churn": DemoPlan("churn", 48_000, _utc("2025-01-01"),
                           list(pd.date_range("2025-05-01", "2025-10-01", freq="MS", tz="UTC")), month, "%Y-%m",
-                          canary_interval=pd.Timedelta(hours=8)),
+                          # a day per interval: churn waits at most a day (max_label_wait) for month-late labels,
+                          # so each step is decided on the estimate after one interval (a demo of minutes, not hours)
+                          canary_interval=pd.Timedelta(days=1)),
         "credit": DemoPlan("credit", 60_000, _utc("2025-01-01"),
                            list(pd.date_range("2025-03-01", "2025-12-01", freq="MS", tz="UTC")), month, "%Y-%m",
                            canary_interval=pd.Timedelta(hours=8)),
