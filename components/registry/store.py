@@ -60,7 +60,9 @@ class MlflowStore:
             try:
                 version = self._client().get_model_version_by_alias(model, alias)
             except Exception as exc:
-                if _not_found(exc):
+                # MLflow's basic-auth app answers 403, not 404, for a model nobody has registered yet
+                # (no permission row to check): a fresh cluster's first training must still see "no champion"
+                if _not_found(exc) or (_denied(exc) and not self._client().search_registered_models(f"name = '{model}'", max_results=1)):
                     return None
                 raise
         return self._info(version)
@@ -218,6 +220,11 @@ class MlflowStore:
                 params, metrics = dict(run.data.params), dict(run.data.metrics)
         created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat() if mv.creation_timestamp else ""
         return ModelVersionInfo(mv.name, int(mv.version), mv.run_id or "", mv.source or "", tuple(getattr(mv, "aliases", []) or []), dict(mv.tags or {}), params, metrics, created)
+
+
+def _denied(exc: Exception) -> bool:
+    code = getattr(exc, "error_code", "")
+    return code == "PERMISSION_DENIED" or "PERMISSION_DENIED" in str(exc) or "error code 403" in str(exc)
 
 
 def _not_found(exc: Exception) -> bool:

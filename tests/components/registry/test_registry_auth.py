@@ -61,6 +61,8 @@ def test_reader_loads_writer_registers_anonymous_is_refused(auth_server: str, tr
     t = replace(trained, policy=trained.policy.model_copy(update={"model": "authd"}))
     registry = ModelRegistry(Settings(workdir=tmp_path, mlflow_tracking_uri=auth_server))
     _as(monkeypatch, "writer")
+    # a fresh registry: MLflow's auth answers 403 for a model nobody registered; it still reads as "no champion yet"
+    assert registry.get("authd", CHAMPION) is None
     first = registry.register(t.policy, t.model, t.data, t.verdict, decision_id="d-1")
     registry.promote("authd", first.version, actor="test", reason="first")
 
