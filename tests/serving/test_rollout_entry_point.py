@@ -106,7 +106,7 @@ def test_demo_rolls_out_through_the_entry_point(monkeypatch: pytest.MonkeyPatch,
     versions = iter([None, SimpleNamespace(version=2), SimpleNamespace(version=1)])  # challenger before, after, champion
     demo.registry = lambda: SimpleNamespace(get=lambda model, alias: next(versions))  # type: ignore[method-assign]
     demo.train = lambda *a, **k: True  # type: ignore[method-assign]
-    backend = SimpleNamespace(metrics_targets=lambda: [], challenger_args=None)
+    backend = SimpleNamespace(metrics_targets=lambda: [], challenger_args=None, cohorts={})  # no cohort specialists
     traffic = SimpleNamespace(labels=lambda: pd.DataFrame(columns=["request_id", "churned"]))
     demo._retrain_and_roll_out({"strategy": "full"}, pd.Timestamp("2025-08-01", tz="UTC"), "2025-07", make_data(10, 0), backend, traffic,
                                tmp_path / "log", 0)
