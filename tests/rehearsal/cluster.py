@@ -330,16 +330,8 @@ def running_cluster(root: Path) -> Iterator[Cluster]:
         pod_env = {"KUBECONFIG": str(root / "kubeconfig"), "PYTHONPATH": str(REPO_ROOT)}
         controller = KServeController(root, config_maps=config_maps, secrets=secrets, services={LOG_SINK_SERVICE: sink_url},
                                       pod_env=pod_env, targets_file=targets)
-        kube_url = f"http://127.0.0.1:{kube_port}"
+        kube_url = controller.serve_within(stack, kube_port)
         kubeconfig(root / "kubeconfig", kube_url, NAMESPACE)
-        server, thread = controller.serve(kube_port)
-
-        def stop_api() -> None:
-            controller.stop()
-            server.should_exit = True
-            thread.join(timeout=10)
-
-        stack.callback(stop_api)
         yield Cluster(root=root, namespace=NAMESPACE, secrets=secrets, config_maps=config_maps, volumes=volumes, pod_env=pod_env,
                       mlflow_url=mlflow.url, prometheus_url=prometheus_url, pushgateway_url=pushgateway, webhook_url=receiver.url,
                       kube_url=kube_url, controller=controller, receiver=receiver)

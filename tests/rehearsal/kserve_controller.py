@@ -461,6 +461,18 @@ class KServeController(KServeStandIn):
                 raise TimeoutError(f"InferenceService {name} not ready after {timeout:.0f}s: {status.get('conditions')}; newest pod log: {tail}")
             time.sleep(0.1)
 
+    def serve_within(self, stack: Any, port: int) -> str:
+        """Serve the API on ``port`` until ``stack`` (an ExitStack) closes, then stop every pod; returns the API's URL."""
+        server, thread = self.serve(port)
+
+        def stop() -> None:
+            self.stop()
+            server.should_exit = True
+            thread.join(timeout=10)
+
+        stack.callback(stop)
+        return f"http://127.0.0.1:{port}"
+
     def stop(self) -> None:
         """Stop every pod, agent and router."""
         self._stopping = True

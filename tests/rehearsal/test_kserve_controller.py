@@ -61,17 +61,8 @@ def kube(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kub
         stack.callback(stop_server, prom)
         controller = KServeController(root, config_maps={"driftloop-settings": {"DRIFTLOOP_MLFLOW_TRACKING_URI": store.tracking_uri}},
                                       secrets={}, services={LOG_SINK_SERVICE: sink}, pod_env={"PYTHONPATH": str(REPO_ROOT)}, targets_file=targets)
-        port = free_port()
-        server, thread = controller.serve(port)
-
-        def stop() -> None:
-            controller.stop()
-            server.should_exit = True
-            thread.join(timeout=10)
-
-        stack.callback(stop)
         config = client.Configuration()
-        config.host = f"http://127.0.0.1:{port}"
+        config.host = controller.serve_within(stack, free_port())
         yield Kube(controller, client.ApiClient(config), prom_url, root / "pvc")
 
 

@@ -416,17 +416,8 @@ def pods(store, tmp_path: Path):  # type: ignore[no-untyped-def]
         stack.callback(stop_server, prom)
         controller = KServeController(tmp_path, config_maps={"driftloop-settings": {"DRIFTLOOP_MLFLOW_TRACKING_URI": store.tracking_uri}},
                                       secrets={}, services={}, pod_env={"PYTHONPATH": str(REPO_ROOT)}, targets_file=targets)
-        port = free_port()
-        server, thread = controller.serve(port)
-
-        def stop() -> None:
-            controller.stop()
-            server.should_exit = True
-            thread.join(timeout=10)
-
-        stack.callback(stop)
         config = client.Configuration()
-        config.host = f"http://127.0.0.1:{port}"
+        config.host = controller.serve_within(stack, free_port())
         yield Pods(controller, client.ApiClient(config), prom_url)
 
 
