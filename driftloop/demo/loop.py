@@ -62,7 +62,8 @@ class Demo:
         self.rollout_policy = policy_from_dict(yaml.safe_load(self.policy_yaml), source="demo policy")
         self.summary: dict[str, Any] = {"scenario": scenario, "workdir": str(self.workdir), "bad_challenger": bad_challenger,
                                         "policy_overrides": {"rollout": {"steps": list(self.plan.rollout_steps),
-                                                                         "min_requests": self.plan.min_requests}},
+                                                                         "min_requests": self.plan.min_requests,
+                                                                         "latency_p95_max_floor": self.plan.latency_p95_max}},
                                         "phases": {}, "periods": [], "events": [], "rollouts": []}
 
     # -- phases -------------------------------------------------------------------------

@@ -32,6 +32,10 @@ class DemoPlan:
     min_requests: int = 12  # per arm per step, for the demo's short intervals
     seed: int = 0
     rollout_steps: tuple[int, ...] = (10, 25, 50, 100)
+    # seconds: every service of the demo shares one laptop with the traffic replayer (and, under
+    # `make test`, with other tests), so a production latency limit measures the laptop's load,
+    # not the model; a policy limit below this is raised to it and the override is recorded
+    latency_p95_max: float = 0.5
 
 
 def _utc(text: str) -> pd.Timestamp:
@@ -70,14 +74,24 @@ def demo_policy_yaml(policy: Any, plan: DemoPlan) -> str:
     """The scenario's policy with the rollout tuned for compressed time (fewer requests per step).
 
     The analysis interval is 1 controller second, which the demo's scaled clock turns into
-    ``plan.canary_interval`` of scenario time; the label delay stays the policy's.
+    ``plan.canary_interval`` of scenario time; the label delay stays the policy's. An absolute
+    latency limit below ``plan.latency_p95_max`` is raised to it (see :class:`DemoPlan`).
 
+    >>> import yaml
     >>> from components.policy import load_policy
-    >>> "min_requests: 12" in demo_policy_yaml(load_policy("churn"), plan_for("churn"))
-    True
+    >>> text = demo_policy_yaml(load_policy("churn"), plan_for("churn"))
+    >>> "min_requests: 12" in text, {"metric": "latency_p95", "max": 0.5} in yaml.safe_load(text)["rollout"]["checks"]
+    (True, True)
     """
     import yaml
 
     raw = policy.model_dump(mode="json", exclude_none=True)
-    raw["rollout"] = {**raw["rollout"], "min_requests": plan.min_requests, "steps": list(plan.rollout_steps), "interval_seconds": 1}
+    checks = [{**c, "max": plan.latency_p95_max} if _latency_limit_below(c, plan.latency_p95_max) else c
+              for c in raw["rollout"].get("checks", [])]
+    raw["rollout"] = {**raw["rollout"], "min_requests": plan.min_requests, "steps": list(plan.rollout_steps), "interval_seconds": 1,
+                      "checks": checks}
     return yaml.safe_dump(raw, sort_keys=False)
+
+
+def _latency_limit_below(check: dict[str, Any], limit: float) -> bool:
+    return check.get("metric") == "latency_p95" and check.get("max") is not None and check["max"] < limit
