@@ -82,3 +82,18 @@ def redis_url() -> str:
     if not port_open("127.0.0.1", 6379):
         pytest.fail("Redis is not running on 127.0.0.1:6379 (start it: redis-server --daemonize yes)")
     return "redis://127.0.0.1:6379/0"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with slow end-to-end tests run first, then files with servers, then the rest.
+
+    ``make test`` runs under pytest-xdist with ``--dist loadfile`` (a file's tests on one worker,
+    so its module fixtures start once): handing out the longest files first lets the workers
+    finish together instead of one of them starting the demo last. The sort is stable, so the
+    order inside a file is kept.
+    """
+    weight: dict[Path, int] = {}
+    for item in items:
+        rank = 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("integration") else 2
+        weight[item.path] = min(weight.get(item.path, 2), rank)
+    items.sort(key=lambda item: weight[item.path])
