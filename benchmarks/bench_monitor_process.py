@@ -12,11 +12,16 @@ the current with 5 shifted features), one run of each process:
 - alibi-detect's ``KSDrift`` used naively (``benchmarks/peers/alibi_ks.py``),
 - the floor: read both files and sort every feature column (``benchmarks/peers/read_sort_floor.py``).
 
-5M rows run driftloop and the floor only. Each process is timed by wall clock and its peak
-memory is its own ``ru_maxrss`` (``os.wait4``). Prints a table, the ratios to the floor and
+5M rows run driftloop and the floor only. Each process is timed by wall clock and by its own
+CPU time (user + system, from ``os.wait4`` like its peak memory ``ru_maxrss``): on a shared
+machine the wall clock stretches with the other processes' load, the CPU time much less. Prints a table, the ratios to the floor and
 to Evidently, and whether driftloop's flagged features equal alibi-detect's (the same KS
 p-values with Bonferroni at 0.05). Goal (issue 14): at least 10x faster than Evidently and
 within 3x of the floor at every size.
+
+The load average (``os.getloadavg``) is printed before and after each size: on a shared
+machine the seconds stretch with it, the ratios (all processes of a size run back to back)
+much less. The run exits 1 when driftloop's flagged features differ from alibi-detect's.
 
 Usage: ``python benchmarks/bench_monitor_process.py [--sizes 100000,1000000,5000000] [--no-evidently] [--peer-timeout S]``
 """
@@ -55,10 +60,11 @@ POLICY = {
 
 @dataclass
 class Run:
-    """One process: wall seconds, peak RSS in MB, flagged features (None: not a detector), or why it was skipped."""
+    """One process: wall and CPU seconds, peak RSS in MB, flagged features (None: not a detector), or why it was skipped."""
 
     seconds: float = float("nan")
     peak_mb: float = float("nan")
+    cpu: float = float("nan")  # user + system seconds: what the process itself costs, whatever the load
     flagged: list[str] | None = None
     skipped: str = ""
 
@@ -104,7 +110,7 @@ def timed(cmd: list[str], out_json: Path | None, env: dict[str, str] | None = No
             log.seek(0)
             tail = (log.read().decode(errors="replace").strip().splitlines() or ["no output"])[-1]
             return Run(skipped=f"exit {proc.returncode}: {tail[:160]}")
-    run = Run(seconds, usage.ru_maxrss / 1024)
+    run = Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
     if out_json is not None and out_json.exists():
         run.flagged = json.loads(out_json.read_text())["flagged"]
     return run
@@ -116,10 +122,16 @@ def driftloop_flagged(report: Path) -> list[str]:
     return sorted(r["feature"] for m in data["monitors"] for r in m["results"] if r["drift"] and r["test"] != "psi")
 
 
+def load() -> str:
+    """The 1, 5 and 15 minute load averages, for the table's heading."""
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def run_size(rows: int, tmp: Path, evidently: Path | None, why: str, peer_timeout: float | None = None) -> dict[str, Run]:
     """Every process on one pair of files."""
     ref, cur, policy = tmp / f"ref_{rows}.parquet", tmp / f"cur_{rows}.parquet", tmp / "bench.yaml"
     print(f"  writing {rows:,} x {FEATURES} reference and current parquet files ...", flush=True)
+    started_load = load()
     write_window(ref, rows, seed=1, shift=0.0)
     write_window(cur, rows, seed=2, shift=0.05)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DRIFTLOOP_WORKDIR": str(tmp / "work")}
@@ -151,22 +163,25 @@ def run_size(rows: int, tmp: Path, evidently: Path | None, why: str, peer_timeou
         print(f"   evidently: {runs['Evidently DataDriftPreset'].seconds:.1f} s {runs['Evidently DataDriftPreset'].skipped}", flush=True)
     for f in (ref, cur, profile):
         f.unlink(missing_ok=True)
+    runs["_load"] = Run(skipped=f"load average {started_load} at the start, {load()} at the end")
     return runs
 
 
 def table(rows: int, runs: dict[str, Run]) -> str:
     """One size's table: seconds, peak MB, x floor, Evidently / this, flagged features."""
-    floor = runs["floor (read + sort)"].seconds
-    evid = runs.get("Evidently DataDriftPreset", Run()).seconds
-    lines = [f"\n== {rows:,} rows x {FEATURES} features (one run each; 2 cores shared with other sessions)",
-             f"{'process':<30} {'seconds':>8} {'peak MB':>8} {'x floor':>8} {'Evidently/x':>11}  flagged"]
+    note = runs.pop("_load", Run()).skipped
+    floor, floor_cpu = runs["floor (read + sort)"].seconds, runs["floor (read + sort)"].cpu
+    evid, evid_cpu = runs.get("Evidently DataDriftPreset", Run()).seconds, runs.get("Evidently DataDriftPreset", Run()).cpu
+    lines = [f"\n== {rows:,} rows x {FEATURES} features (one run each; {os.cpu_count()} cores; {note})",
+             f"{'process':<30} {'seconds':>8} {'CPU s':>7} {'peak MB':>8} {'x floor':>8} {'CPU x floor':>11} {'Evidently/x':>11} {'CPU':>6}  flagged"]
     for name, r in runs.items():
         if r.skipped:
             lines.append(f"{name:<30} {'skipped: ' + r.skipped}")
             continue
         speedup = f"{evid / r.seconds:11.1f}" if np.isfinite(evid) else f"{'-':>11}"
+        cpu_speedup = f"{evid_cpu / r.cpu:6.1f}" if np.isfinite(evid_cpu) else f"{'-':>6}"
         flagged = "-" if r.flagged is None else f"{len(r.flagged)}: {','.join(r.flagged[:8])}{' ...' if len(r.flagged) > 8 else ''}"
-        lines.append(f"{name:<30} {r.seconds:8.1f} {r.peak_mb:8.0f} {r.seconds / floor:8.2f} {speedup}  {flagged}")
+        lines.append(f"{name:<30} {r.seconds:8.1f} {r.cpu:7.1f} {r.peak_mb:8.0f} {r.seconds / floor:8.2f} {r.cpu / floor_cpu:11.2f} {speedup} {cpu_speedup}  {flagged}")
     alibi = runs.get("alibi-detect KSDrift (naive)")
     if alibi is not None and alibi.flagged is not None:
         ours = [runs[n].flagged for n in runs if n.startswith("driftloop") and not runs[n].skipped]
@@ -175,11 +190,19 @@ def table(rows: int, runs: dict[str, Run]) -> str:
     return "\n".join(lines)
 
 
+def flagged_differ(runs: dict[str, Run]) -> bool:
+    """True when a driftloop run flagged other features than alibi-detect's KSDrift on the same files."""
+    alibi = runs.get("alibi-detect KSDrift (naive)")
+    if alibi is None or alibi.flagged is None:
+        return False
+    return any(r.flagged != alibi.flagged for n, r in runs.items() if n.startswith("driftloop") and not r.skipped)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=f"100000,1000000,{BIG}", help="rows per window, comma-separated")
     parser.add_argument("--no-evidently", action="store_true", help="skip the Evidently column")
-    parser.add_argument("--peer-timeout", type=float, default=None, help="kill a peer process after this many seconds (reported as slower than that)")
+    parser.add_argument("--peer-timeout", type=float, default=1800, help="kill a peer process after this many seconds (reported as slower than that)")
     args = parser.parse_args(argv)
     import yaml
 
@@ -190,9 +213,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-monitor-process-", dir=ROOT / ".driftloop") as folder:
         tmp = Path(folder)
         (tmp / "bench.yaml").write_text(yaml.safe_dump(POLICY))
+        differ = False
         for rows in (int(s) for s in args.sizes.split(",") if s.strip()):
-            print(table(rows, run_size(rows, tmp, evidently, why, args.peer_timeout)), flush=True)
-    return 0
+            runs = run_size(rows, tmp, evidently, why, args.peer_timeout)
+            print(table(rows, runs), flush=True)
+            differ |= flagged_differ(runs)
+    if differ:
+        print("FAILED: driftloop flagged other features than alibi-detect", flush=True)
+    return 1 if differ else 0
 
 
 if __name__ == "__main__":

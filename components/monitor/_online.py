@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -77,23 +78,26 @@ class _AlibiOnline(DriftDetector):
     def _reset(self) -> None:
         super()._reset()
         self._detector.reset_state()
-        # alibi-detect breaks ties with numpy's global generator: give it a private, seeded one.
-        self._rng_state = np.random.RandomState(self.seed).get_state()
 
     def update(self, x: float) -> bool:
         self.n_seen += 1
-        outer = np.random.get_state()
-        np.random.set_state(self._rng_state)
-        try:
-            out = self._detector.predict(np.array([self._cast(x)]), return_test_stat=True)["data"]
-        finally:
-            self._rng_state = np.random.get_state()
-            np.random.set_state(outer)
-        stat = np.asarray(out["test_stat"], dtype=float)
+        det = self._detector
+        # alibi-detect's predict() step by step, without its result dict (deep-copied each row)
+        # and with a history of one row instead of all of them (grown by concatenation, so
+        # quadratic over a stream): FET's score smooths with the last row only. The same
+        # score, threshold and decision, cheaper per row.
+        stats = det.score(np.array([self._cast(x)]))
+        thresholds = det.get_threshold(det.t - 1)
+        self._drift_detected = bool(self._check(stats, thresholds))
+        det.test_stats = stats[None, :, :]
+        det.drift_preds = np.array([int(self._drift_detected)])
+        stat = np.asarray(stats, dtype=float)
         self.statistic = float(np.nanmax(stat)) if np.isfinite(stat).any() else math.nan
-        self.threshold = float(np.asarray(out["threshold"], dtype=float).ravel()[0])
-        self._drift_detected = bool(out["is_drift"])
+        self.threshold = float(np.asarray(thresholds, dtype=float).ravel()[0])
         return self._drift_detected
+
+    def _check(self, stats: np.ndarray, thresholds: np.ndarray) -> int:
+        return int(self._detector._check_drift(stats, thresholds))
 
     def _cast(self, x: float) -> Any:
         return float(x)
@@ -111,6 +115,27 @@ class FETOnline(_AlibiOnline):
     """
 
     kind = "fet"
+
+    def _reset(self) -> None:
+        super()._reset()
+        # alibi-detect breaks a tie with the threshold by numpy's global generator: it gets a
+        # private, seeded one, swapped in only when a tie can draw (the swap on every row was
+        # half of each row's cost)
+        self._rng_state = np.random.RandomState(self.seed).get_state()
+
+    def _check(self, stats: np.ndarray, thresholds: np.ndarray) -> int:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN until the window fills
+            top = np.nanmax(stats, axis=0)
+        if (top > thresholds).any() or not (top == thresholds).any():
+            return super()._check(stats, thresholds)  # decided without a draw
+        outer = np.random.get_state()
+        np.random.set_state(self._rng_state)
+        try:
+            return super()._check(stats, thresholds)
+        finally:
+            self._rng_state = np.random.get_state()
+            np.random.set_state(outer)
 
     def _prepare(self, ref: np.ndarray) -> np.ndarray:
         if not np.isin(ref, (0, 1)).all():

@@ -157,8 +157,16 @@ def _figures(m: dict[str, Any]) -> list[Any]:
     return figs
 
 
+# plotly_white's look, spelled out: loading the named template costs ~0.3 s of CPU per
+# process, a tenth of a whole `driftloop monitor` run on 100k rows
+_AXIS = {"gridcolor": "#ebf0f8", "linecolor": "#ebf0f8", "zerolinecolor": "#ebf0f8", "ticks": ""}
+_LOOK = {"template": None, "paper_bgcolor": "white", "plot_bgcolor": "white", "xaxis": _AXIS, "yaxis": _AXIS,
+         "colorway": ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3"]}
+
+
 def _layout(fig: Any, title: str, **kw: Any) -> Any:
-    fig.update_layout(title=title, height=340, margin={"l": 50, "r": 20, "t": 50, "b": 40}, template="plotly_white", **kw)
+    fig.update_layout(title=title, height=340, margin={"l": 50, "r": 20, "t": 50, "b": 40}, **_LOOK)
+    fig.update_layout(**kw)
     return fig
 
 

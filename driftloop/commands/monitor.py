@@ -15,7 +15,9 @@ runs against one reference neither read nor sort it again.
 
 from __future__ import annotations
 
+import importlib
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,10 @@ def monitor(policy_path: str, reference_path: Path | None, current_path: Path, o
     from components.settings import Settings
     from components.tables import read_table
 
+    # scipy.stats (the drift tests' p-values) takes ~1 s to import: load it while the files are
+    # read (pyarrow releases the GIL), not after
+    warm = threading.Thread(target=importlib.import_module, args=("scipy.stats",), daemon=True)
+    warm.start()
     console = Console()
     policy = load_policy(policy_path)
     reference = read_table(reference_path, "reference") if reference_path is not None else None

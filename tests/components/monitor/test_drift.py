@@ -251,3 +251,20 @@ def test_ks_fast_path_equals_scipy_with_ties_and_unequal_sizes() -> None:
         expected = ks_2samp(ref, cur, method="asymp")
         assert d == pytest.approx(expected.statistic, abs=1e-12)
         assert p == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-15)
+
+
+def test_ks_p_values_below_1e_50_come_from_the_kolmogorov_limit_with_the_same_verdict() -> None:
+    from scipy.stats import distributions, ks_2samp
+
+    from components.monitor.reference_summary import TINY_P, ks_from_sorted
+
+    rng = np.random.default_rng(12)
+    ref, cur = np.sort(rng.normal(size=20_000)), rng.normal(0.3, 1, 20_000)
+    d, p = ks_from_sorted(ref, None, cur)
+    exact = ks_2samp(ref, cur, method="asymp")
+    assert d == pytest.approx(exact.statistic, abs=1e-12)
+    assert p == float(distributions.kstwobign.sf(d * np.sqrt(10_000))) < TINY_P  # the limit, not scipy's O(n) exact tail
+    assert exact.pvalue < 1e-45 and np.float32(p) == np.float32(exact.pvalue) == 0  # as alibi-detect (float32) reports both
+    mild = rng.normal(0.02, 1, 20_000)  # a p-value above the cut stays scipy's exact one
+    d, p = ks_from_sorted(ref, None, mild)
+    assert TINY_P < p == pytest.approx(ks_2samp(ref, mild, method="asymp").pvalue, rel=1e-9)

@@ -195,3 +195,20 @@ def test_feature_drift_run_does_not_import_tensorflow_or_alibi_detect() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("[]"), out
+
+
+def test_prepare_window_orders_rows_without_touching_the_input_and_shares_an_ordered_one() -> None:
+    from components.monitor.context import prepare_window
+
+    policy = policy_from_dict({"model": "m", "entity": "id", "label": "y", "features": ["x1"], "monitors": [{"name": "fd", "type": "feature_drift"}]})
+    ordered = _window("2025-01-01", 1)
+    shuffled = ordered.sample(frac=1, random_state=0)
+    shuffled["event_timestamp"] = shuffled["event_timestamp"].astype(str)  # text, as a CSV gives it
+    before = shuffled.copy()
+    out = prepare_window(policy, shuffled)
+    pd.testing.assert_frame_equal(shuffled, before)  # the caller's frame is untouched
+    assert out["event_timestamp"].is_monotonic_increasing and list(out.index) == list(range(N))
+    assert np.allclose(out["x1"], ordered["x1"]) and "_driftloop_pred_label" in out
+    # already in time order with UTC timestamps: the columns are shared, not copied
+    same = prepare_window(policy, ordered)
+    assert np.shares_memory(same["x1"].to_numpy(), ordered["x1"].to_numpy()) and "_driftloop_pred_label" not in ordered
