@@ -478,8 +478,8 @@ def _kubeconfig(path: Path, host: str) -> Path:
 
 def test_mlflow_down_at_promotion(request, service: Service, store, registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """MLflow is down when the rollout promotes: traffic is promoted, the registry is not, the record says
-    `promoting`. `driftloop registry reconcile --isvc` repairs the registry from the service's record, and a
-    rerun of the rollout completes the record."""
+    `promoting`; the rerun completes the promotion from the record, and `driftloop registry reconcile --isvc`
+    (reading the record through the kubernetes client) then finds registry and service in agreement."""
     from click.testing import CliRunner
 
     from driftloop.cli import cli
@@ -494,24 +494,24 @@ def test_mlflow_down_at_promotion(request, service: Service, store, registry, tm
         assert flaky.attempts >= 2  # retried with backoff
         assert service.canary() is None and service.record().phase == "promoting"  # served: the challenger; registry: the champion, recorded
         assert str(registry.get(MODEL, "champion").version) == champion
-        flaky.down = False  # MLflow is back: reconcile makes the registry name what the service serves
-        monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path / "kubeconfig", service.cluster.api_client.configuration.host)))
-        monkeypatch.setenv("DRIFTLOOP_MLFLOW_TRACKING_URI", store.tracking_uri)
-        monkeypatch.setenv("DRIFTLOOP_WORKDIR", str(tmp_path / "w"))
-        out = CliRunner().invoke(cli, ["registry", "reconcile", "--model", MODEL, "--isvc", MODEL, "--namespace", NS])
-        assert out.exit_code == 0 and f"rollout of version {challenger} (champion {champion}) is promoting" in out.output, out.output
-        assert str(registry.get(MODEL, "champion").version) == challenger == service.served_version(), out.output
-        # the rerun finds the registry already moved and completes the record
+        flaky.down = False  # MLflow is back: the rerun completes the promotion from the record
         result = run_rollout(policy_dict(checks=CHECKS), service.backend(), source, flaky, challenger_uri=f"models:/{MODEL}/{challenger}",
                              sleep=sleep, lease_seconds=0.0)
         service.settle()
+    # `driftloop registry reconcile --isvc` reads the service's record through the kubernetes client: they agree
+    monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path / "kubeconfig", service.cluster.api_client.configuration.host)))
+    monkeypatch.setenv("DRIFTLOOP_MLFLOW_TRACKING_URI", store.tracking_uri)
+    monkeypatch.setenv("DRIFTLOOP_WORKDIR", str(tmp_path / "w"))
+    out = CliRunner().invoke(cli, ["registry", "reconcile", "--model", MODEL, "--isvc", MODEL, "--namespace", NS])
+    assert out.exit_code == 0 and f"rollout of version {challenger} (champion {champion}) is promoted" in out.output, out.output
+    assert "nothing to repair" in out.output, out.output
     assert result.outcome == "promoted" and service.record().phase == "promoted"
     assert service.canary() is None and service.served_version() == challenger == str(registry.get(MODEL, "champion").version)
     event = registry.history(MODEL)[-1]
     assert (event["event"], str(event["version"]), str(event["previous"])) == ("promote", challenger, champion)
     figures = finish_row(request, service, traffic, "MLflow down at promotion (1 s deadline), then rerun", 40,
                          f"first run: traffic promoted, registry promote tried {flaky.attempts} times, raises with record `promoting`; "
-                         "`driftloop registry reconcile --isvc` promotes the registry from the record; the rerun completes the record: `promoted`",
+                         "the rerun completes it, record `promoted`; `driftloop registry reconcile --isvc`: nothing to repair",
                          f"champion v{challenger} = served, audit `promote` (previous v{champion})", registry_attempts=flaky.attempts)
     assert figures["failed_outside_fault"] == 0, figures["failed_statuses"]
     assert figures["lost"] == 0 and figures["logged"] > 20, figures
