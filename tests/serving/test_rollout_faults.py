@@ -573,7 +573,9 @@ def _local(store, local_champion, work: Path):  # type: ignore[no-untyped-def]
     from serving.canary.local import LocalBackend
 
     url, log_dir = local_champion
-    return LocalBackend(MODEL, f"models:/{MODEL}@champion", tracking_uri=store.tracking_uri, log_dir=log_dir, work_dir=work, champion_url=url)
+    # ready_timeout as the stand-in controller's (600 s): a challenger that starts slowly on a loaded machine is not the fault under test
+    return LocalBackend(MODEL, f"models:/{MODEL}@champion", tracking_uri=store.tracking_uri, log_dir=log_dir, work_dir=work, champion_url=url,
+                        ready_timeout=600.0)
 
 
 def finish_local_row(request: pytest.FixtureRequest, local_champion: tuple[str, Path], traffic: ReplayTraffic, started: float, row: str,
