@@ -15,6 +15,7 @@ readiness and the split from ``status``; metrics come from Prometheus.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -89,8 +90,8 @@ class KubernetesBackend:
             try:
                 config.load_incluster_config()
             except config.ConfigException:
-                try:
-                    config.load_kube_config()
+                try:  # KUBECONFIG read now: the client library reads it once, when first imported
+                    config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
                 except (config.ConfigException, FileNotFoundError) as exc:
                     raise ConfigError(f"no Kubernetes configuration: {exc}", fix="set KUBECONFIG or run in a pod") from None
             api_client = client.ApiClient()

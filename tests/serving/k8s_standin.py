@@ -76,6 +76,7 @@ class KServeStandIn:
         self.failed: list[dict] = []  # the patches answered 503
         self.lock = threading.RLock()
         self.history: dict[str, list[int | None]] = {}
+        self.url = ""  # set by serve()
         for key in self.objects:
             self._reconcile(key, new_revision=True)
 
@@ -200,13 +201,31 @@ class KServeStandIn:
         self._accepted(key, new_revision=self.pod_template(merged) != self.pod_template(obj), spec_changed=merged["spec"] != obj["spec"])
         return JSONResponse(copy.deepcopy(self.objects[key]))
 
-    def serve(self, port: int) -> Any:
+    def serve(self, port: int = 0) -> Any:
+        """Serve the API on 127.0.0.1:``port`` (0: any free port, see :attr:`url`); returns (uvicorn server, thread).
+
+        The socket is bound here, before the server thread starts: a port taken meanwhile by
+        another process fails at once with OSError instead of leaving a server that never
+        started (the ``free_port()``-then-bind race of busy shared machines).
+        """
+        import socket
+
         import uvicorn
 
-        server = uvicorn.Server(uvicorn.Config(self.app(), host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            raise
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        server = uvicorn.Server(uvicorn.Config(self.app(), log_level="warning"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
+        if not server.started:
+            raise RuntimeError(f"the API stand-in did not start on {self.url}")
         return server, thread

@@ -2,7 +2,8 @@
 (threads and memory bounded, nothing lost) and a disk-full write (503 meanwhile, nothing
 lost once space returns), in process and with a real file-size limit in a subprocess.
 
-Each test prints one ``FIGURES`` line (run with ``-s``); docs/reliability.md copies them.
+Each test prints one ``FIGURES`` line (run with ``-s``) and stores its row of the matrix in
+``test-artifacts/faults/`` (tests/serving/fault_report.py renders docs/reliability.md's table).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fault_report import write_row
 from serving_fixtures import REPO_ROOT
 from test_log_sink import event
 from test_prediction_log import _disk_full
@@ -77,9 +79,10 @@ async def _send_pairs(app: Any, first: int, count: int, health: list[int] | None
     return codes
 
 
-def test_10000_event_pairs_keep_threads_and_memory_bounded(tmp_path: Path) -> None:
+def test_10000_event_pairs_keep_threads_and_memory_bounded(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     import gc
 
+    started = time.monotonic()
     app = create_app(tmp_path / "log", flush_interval=0.05)
     threads_before = threading.active_count()
     codes = asyncio.run(_send_pairs(app, 0, 1_000))
@@ -105,13 +108,20 @@ def test_10000_event_pairs_keep_threads_and_memory_bounded(tmp_path: Path) -> No
     print(f"\nFIGURES sink_10000_pairs: statuses={sorted(set(codes))} threads_added={threads} lost={lost} "
           f"rss_growth_1k_to_9k_kib={rss_9k - rss_1k} retained_by_last_1k_kib={retained // 1024} peak_last_1k_kib={peak // 1024} "
           f"pairs_per_s={pairs_per_s:.0f} unpaired={df.attrs['unpaired_halves']}")
+    write_row(request.node.nodeid, "10,000 request/response pairs into one log sink", order=80, backend="log sink (ASGI app)",
+              end_state=f"{threads} thread added in all; memory retained by the last 1,000 pairs {retained // 1024} KiB, traced peak "
+                        f"{peak / 2**20:.1f} MiB, RSS +{(rss_9k - rss_1k) / 1024:.1f} MiB from pair 1,000 to 9,000; {pairs_per_s:,.0f} pairs/s",
+              aliases="-", requests=len(codes), failed_outside_fault=sum(c != 202 for c in codes), logged=10_000, lost=lost,
+              seconds=round(time.monotonic() - started, 1))
     assert set(codes) == {202} and lost == 0 and df["request_id"].is_unique and df.attrs["unpaired_halves"] == 0
     assert threads == 1  # one flusher for the one model (before: one thread per pair)
     # memory does not grow with the number of events
     assert rss_9k - rss_1k < 8 * 1024 and retained < 128 * 1024 and peak < 8 * 1024 * 1024
 
 
-def test_disk_full_reports_503_and_loses_nothing_once_space_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_reports_503_and_loses_nothing_once_space_returns(request: pytest.FixtureRequest, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    started = time.monotonic()
     state = {"full": 1}
     _disk_full(monkeypatch, state, partial=True)  # the first failure is a short write, then ENOSPC
     app = create_app(tmp_path / "log", flush_interval=0.01)
@@ -134,6 +144,11 @@ def test_disk_full_reports_503_and_loses_nothing_once_space_returns(tmp_path: Pa
     print(f"\nFIGURES sink_disk_full: failed_writes={failures} healthz={health.count(503)}x503,{health.count(200)}x200 "
           f"statuses={sorted(set(codes))} lost={lost} duplicates={int(df['request_id'].duplicated().sum())} "
           f"torn_lines_skipped={df.attrs['skipped_lines']}")
+    write_row(request.node.nodeid, "disk full during log-sink writes: a short write, then ENOSPC for over a second", order=81,
+              backend="log sink (ASGI app)", end_state=f"{failures} failed writes retried; `/healthz` 503 on {health.count(503)} of "
+              f"{len(health)} probes, 200 after recovery; {df.attrs['skipped_lines']} torn line skipped and counted", aliases="-",
+              requests=len(codes), failed_outside_fault=sum(c != 202 for c in codes), logged=1_000, lost=lost,
+              seconds=round(time.monotonic() - started, 1))
     assert set(codes) == {202} and lost == 0 and df["request_id"].is_unique
 
 
@@ -162,7 +177,8 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_file_size_limit_in_a_real_process_loses_nothing(tmp_path: Path) -> None:
+def test_file_size_limit_in_a_real_process_loses_nothing(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    started = time.monotonic()
     n, limit = 2_000, 16_384
     out = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), str(n), str(limit)], cwd=REPO_ROOT,
                          capture_output=True, text=True, timeout=120, check=True)
@@ -171,6 +187,10 @@ def test_file_size_limit_in_a_real_process_loses_nothing(tmp_path: Path) -> None
     lost = n - len(df)
     print(f"\nFIGURES rlimit_fsize: while_full={result['while_full']} dropped={result['dropped']} lost={lost} "
           f"duplicates={int(df['request_id'].duplicated().sum())} torn_lines_skipped={df.attrs['skipped_lines']}")
+    write_row(request.node.nodeid, "file-size limit (`RLIMIT_FSIZE` 16 KiB: real `EFBIG` writes in a subprocess), then lifted", order=82,
+              backend="prediction log (a real process)", end_state=f"`healthy` {result['while_full']['healthy']}, `last_error` "
+              f"\"{result['while_full']['last_error']}\", {result['while_full']['pending']:,} records held; all written once lifted, "
+              f"`dropped` {result['dropped']}", aliases="-", logged=n, lost=lost, seconds=round(time.monotonic() - started, 1))
     assert result["while_full"]["healthy"] is False and "File too large" in result["while_full"]["last_error"]
     assert result["while_full"]["pending"] > 0 and result["healthy"] is True and result["dropped"] == 0
     assert lost == 0 and df["request_id"].is_unique
