@@ -34,7 +34,9 @@ test: setup ## Run every test, slow end-to-end ones included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 rehearse: setup ## Run the cluster rehearsal alone (compiled cluster pipelines, pod by pod); writes .driftloop/rehearsal/summary.json
-	$(BIN)/python -m pytest tests/rehearsal/rehearsal_cases.py -p no:cacheprovider -s $(PYTEST_ARGS)
+	@# bytecode once: every task pod and predictor runs with PYTHONDONTWRITEBYTECODE (the image's env)
+	@$(BIN)/python -m compileall -q components serving pipelines driftloop feature_repo tests/rehearsal >/dev/null
+	$(BIN)/python -m pytest tests/rehearsal/test_rehearsal.py -p no:cacheprovider -s $(PYTEST_ARGS)
 
 test-fast: setup ## Run the unit tests only
 	$(BIN)/python -m pytest -m "unit" $(PYTEST_ARGS)

@@ -17,7 +17,7 @@ from kfp import dsl
 
 from components.kfp.monitor import settle_decision
 from pipelines.monitor import monitor_steps
-from pipelines.platform import server_step
+from pipelines.platform import server_step, time_dependent
 from pipelines.rollout import rollout_steps
 from pipelines.train import training_steps
 
@@ -36,7 +36,9 @@ def build(target: str = "cluster") -> Any:
                 rollout_steps(target, policy, canary, namespace, isvc, replay, interval_seconds, workdir).after(register)
 
         # A failed retrain gives its ledger claim back (claim -> train -> register marks it done).
-        settle = server_step(settle_decision(decision_key=decision_key, workdir=workdir), target)
+        # Never cached: the same key and final status again (a second failed run of the window)
+        # must release the new claim too, not replay the first release from the cache.
+        settle = server_step(time_dependent(settle_decision(decision_key=decision_key, workdir=workdir)), target)
         settle.set_display_name("settle decision")
         with dsl.ExitHandler(settle, name="retrain-or-release"), dsl.If(action == "retrain", name="retrain"):
             training_steps(target, policy, strategy, end, window, cohort, source, workdir, decision_key, then=canary_after)

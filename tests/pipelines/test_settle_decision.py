@@ -76,4 +76,5 @@ def test_monitor_and_retrain_settles_its_retrain_branch_in_an_exit_handler(tmp_p
     branch = spec["components"]["comp-retrain-if-decided"]["dag"]["tasks"]
     settle = next(t for name, t in branch.items() if name.startswith("settle-decision"))
     assert settle["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"  # runs when the branch failed too
+    assert not settle.get("cachingOptions", {}).get("enableCache")  # a second failed run must release its claim too, not hit the cache
     assert any(name.startswith("exit-handler") for name in branch)

@@ -31,17 +31,9 @@ def summary() -> Iterator[Summary]:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """Every shared service, started fresh under .driftloop/rehearsal/cluster (tests/rehearsal/cluster.py)."""
-    from tests.components.registry import mlflow_fixtures
     from tests.rehearsal.cluster import running_cluster
 
     shutil.rmtree(REHEARSAL_ROOT, ignore_errors=True)
     REHEARSAL_ROOT.mkdir(parents=True)
-    # MLflow's first start (schema migrations, auth store) took over the fixture's 120 s on a
-    # loaded machine: give the rehearsal's server up to 10 minutes
-    defaults = mlflow_fixtures.running_mlflow_server.__wrapped__.__defaults__
-    mlflow_fixtures.running_mlflow_server.__wrapped__.__defaults__ = (600.0, *defaults[1:])
-    try:
-        with running_cluster(REHEARSAL_ROOT) as c:
-            yield c
-    finally:
-        mlflow_fixtures.running_mlflow_server.__wrapped__.__defaults__ = defaults
+    with running_cluster(REHEARSAL_ROOT) as c:  # each server gets cluster.STARTUP_TIMEOUT to come up on a loaded machine
+        yield c

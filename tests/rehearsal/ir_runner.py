@@ -3,7 +3,8 @@
 It reads the same file ``driftloop compile`` writes and ``driftloop submit`` uploads (the
 pipeline spec plus the kfp-kubernetes platform spec) and walks its DAG: sub-DAGs,
 ``dsl.If`` trigger conditions, ``dsl.ExitHandler`` (``ALL_UPSTREAM_TASKS_COMPLETED`` plus a
-``PipelineTaskFinalStatus`` input), task dependencies, retries and caching.
+``PipelineTaskFinalStatus`` input), task dependencies, retries and caching. A task starts as
+soon as the tasks it depends on have finished, so independent tasks run at the same time.
 
 Each attempt of each task is a "pod": its own subprocess with a fresh empty working
 directory, HOME and /tmp, and an environment built only from
@@ -258,13 +259,13 @@ def _error_line(log: str) -> str:
 
 class _Run:
     def __init__(self, spec: Any, platform: dict[str, Any], env: PodEnvironment, root: Path, *, cache: bool, backoff_scale: float,
-                 task_timeout: float, out: Callable[[str], None]) -> None:
+                 task_timeout: float, out: Callable[[str], None], on_start: Callable[[str], None] | None = None) -> None:
         from google.protobuf import json_format
         from kfp.local.cache import LocalCache
         from kfp.pipeline_spec import pipeline_spec_pb2
 
         deployment = json_format.ParseDict(json_format.MessageToDict(spec.deployment_spec), pipeline_spec_pb2.PipelineDeploymentConfig())
-        self.spec, self.platform, self.env, self.out = spec, platform, env, out
+        self.spec, self.platform, self.env, self.out, self.on_start = spec, platform, env, out, on_start
         self.components = dict(spec.components)
         self.executors = dict(deployment.executors)
         self.run_id = f"{spec.pipeline_info.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -276,46 +277,58 @@ class _Run:
         self.record = RunRecord(spec.pipeline_info.name, self.run_id)
 
     def run_dag(self, dag: Any, store: Any, prefix: str) -> str:
-        from kfp.local import graph_utils
-        from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
-        from kfp.pipeline_spec import pipeline_spec_pb2
+        """Run a DAG's tasks as a KFP backend does: each one as soon as every task it depends on has finished,
+        independent tasks at the same time (one thread per running task; its pod is a process)."""
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
         tasks = dict(dag.tasks)
         states: dict[str, str] = {}
-        for name in reversed(graph_utils.topological_sort_tasks(tasks)):
-            task = tasks[name]
-            path = f"{prefix}{name}"
-            display = task.task_info.name or name
-            upstream = [states.get(d, SUCCEEDED) for d in task.dependent_tasks]
-            all_completed = task.trigger_policy.strategy == pipeline_spec_pb2.PipelineTaskSpec.TriggerPolicy.TriggerStrategy.Value(ALL_UPSTREAM_COMPLETED)
-            if not all_completed and any(s in (FAILED, NOT_TRIGGERED) for s in upstream):
-                states[name] = NOT_TRIGGERED
-                self._finish(TaskRecord(self.record.pipeline, path, display, NOT_TRIGGERED, error="an upstream task failed"))
-                continue
-            started = time.monotonic()
-            try:
-                arguments = OrchestratorUtils.make_task_arguments(task.inputs, store)
-            except (ValueError, KeyError) as exc:
-                states[name] = FAILED
-                self._finish(TaskRecord(self.record.pipeline, path, display, FAILED, error=f"inputs: {exc}"))
-                continue
-            if task.trigger_policy.condition and not evaluate_condition(task.trigger_policy.condition, arguments):
-                states[name] = SKIPPED
-                self._finish(TaskRecord(self.record.pipeline, path, display, SKIPPED, error=f"condition false: {task.trigger_policy.condition}"))
-                continue
-            component = self.components[task.component_ref.name]
-            if component.WhichOneof("implementation") == "dag":
-                outputs, state = self.run_sub_dag(component, arguments, path)
-                self._finish(TaskRecord(self.record.pipeline, path, display, state, time.monotonic() - started,
-                                        outputs={k: v for k, v in outputs.items() if not hasattr(v, "uri")}))
-            else:
-                rec = self.run_container(task, component, arguments, path, display)
-                outputs, state = rec.outputs, rec.status
-            states[name] = state
-            store.put_task_status(name, state)
-            for key, value in outputs.items():
-                store.put_task_output(name, key, value)
+        waiting, running = set(tasks), {}
+        with ThreadPoolExecutor(max_workers=max(1, len(tasks)), thread_name_prefix=f"dag-{prefix or 'root'}") as pool:
+            while waiting or running:
+                for name in sorted(n for n in waiting if all(d in states for d in tasks[n].dependent_tasks if d in tasks)):
+                    waiting.discard(name)
+                    running[pool.submit(self.run_task, tasks[name], name, states, store, prefix)] = name
+                if not running:
+                    raise ValueError(f"tasks {sorted(waiting)} wait on each other (a dependency cycle in the IR)")
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    states[running.pop(future)] = future.result()
         return FAILED if any(s in (FAILED, NOT_TRIGGERED) for s in states.values()) else SUCCEEDED
+
+    def run_task(self, task: Any, name: str, states: dict[str, str], store: Any, prefix: str) -> str:
+        """One task of a DAG whose upstream tasks have finished (their states in ``states``); returns its state."""
+        from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
+        from kfp.pipeline_spec import pipeline_spec_pb2
+
+        path = f"{prefix}{name}"
+        display = task.task_info.name or name
+        upstream = [states.get(d, SUCCEEDED) for d in task.dependent_tasks]
+        all_completed = task.trigger_policy.strategy == pipeline_spec_pb2.PipelineTaskSpec.TriggerPolicy.TriggerStrategy.Value(ALL_UPSTREAM_COMPLETED)
+        if not all_completed and any(s in (FAILED, NOT_TRIGGERED) for s in upstream):
+            self._finish(TaskRecord(self.record.pipeline, path, display, NOT_TRIGGERED, error="an upstream task failed"))
+            return NOT_TRIGGERED
+        started = time.monotonic()
+        try:
+            arguments = OrchestratorUtils.make_task_arguments(task.inputs, store)
+        except (ValueError, KeyError) as exc:
+            self._finish(TaskRecord(self.record.pipeline, path, display, FAILED, error=f"inputs: {exc}"))
+            return FAILED
+        if task.trigger_policy.condition and not evaluate_condition(task.trigger_policy.condition, arguments):
+            self._finish(TaskRecord(self.record.pipeline, path, display, SKIPPED, error=f"condition false: {task.trigger_policy.condition}"))
+            return SKIPPED
+        component = self.components[task.component_ref.name]
+        if component.WhichOneof("implementation") == "dag":
+            outputs, state = self.run_sub_dag(component, arguments, path)
+            self._finish(TaskRecord(self.record.pipeline, path, display, state, time.monotonic() - started,
+                                    outputs={k: v for k, v in outputs.items() if not hasattr(v, "uri")}))
+        else:
+            rec = self.run_container(task, component, arguments, path, display)
+            outputs, state = rec.outputs, rec.status
+        store.put_task_status(name, state)
+        for key, value in outputs.items():
+            store.put_task_output(name, key, value)
+        return state
 
     def run_sub_dag(self, component: Any, arguments: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
         from kfp.local.io import IOStore
@@ -354,6 +367,8 @@ class _Run:
         backoff = policy.backoff_duration.seconds if policy.HasField("backoff_duration") else 0
         factor = policy.backoff_factor if policy.backoff_factor > 0 else 2.0
         ceiling = policy.backoff_max_duration.seconds if policy.HasField("backoff_max_duration") else 3600
+        if self.on_start is not None:
+            self.on_start(path)
         started = time.monotonic()
         outputs: dict[str, Any] = {}
         for attempt in range(retries + 1):
@@ -420,18 +435,20 @@ class _Run:
 
 
 def run_pipeline(path: str | Path, arguments: Mapping[str, Any], env: PodEnvironment, root: str | Path, *, cache: bool = True,
-                 backoff_scale: float = 1.0, task_timeout: float = 900.0, out: Callable[[str], None] = print) -> RunRecord:
+                 backoff_scale: float = 1.0, task_timeout: float = 900.0, out: Callable[[str], None] = print,
+                 on_start: Callable[[str], None] | None = None) -> RunRecord:
     """Run the compiled pipeline at ``path`` with ``arguments`` as a KFP backend would; return the run record.
 
     ``root`` holds the object store (artifacts), the cache and each pod's folder (log, work
     directory, /tmp). ``backoff_scale`` shortens the IR's retry backoff (1.0 = as compiled).
-    Per-task timings are printed through ``out`` as tasks finish.
+    Per-task timings are printed through ``out`` as tasks finish; ``on_start(task path)`` is
+    called as each container task's first pod starts (an observer's hook, e.g. to start users).
     """
     from kfp.local.io import IOStore
     from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
 
     spec, platform = load_ir(path)
-    runner = _Run(spec, platform, env, Path(root), cache=cache, backoff_scale=backoff_scale, task_timeout=task_timeout, out=out)
+    runner = _Run(spec, platform, env, Path(root), cache=cache, backoff_scale=backoff_scale, task_timeout=task_timeout, out=out, on_start=on_start)
     started = time.monotonic()
     store = IOStore()
     for key, value in OrchestratorUtils.join_user_inputs_and_defaults(dict(arguments), spec.root.input_definitions).items():

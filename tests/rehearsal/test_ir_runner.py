@@ -1,4 +1,4 @@
-"""The IR runner on small compiled pipelines: pod isolation, If, ExitHandler, retries, caching, secrets, PVC mounts."""
+"""The IR runner on small compiled pipelines: pod isolation, If, ExitHandler, retries, caching, secrets, PVC mounts, parallel tasks."""
 
 # No "from __future__ import annotations": KFP reads the components' real annotations.
 
@@ -79,6 +79,28 @@ def read_from(path: str) -> str:
     return open(path).read()
 
 
+@_component
+def meet(folder: str, me: str, other: str) -> str:
+    import time
+    from pathlib import Path
+
+    Path(folder, me).touch()
+    deadline = time.monotonic() + 120
+    while not Path(folder, other).exists():  # only a task running at the same time can create it
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{other} did not start while {me} ran")
+        time.sleep(0.05)
+    return me
+
+
+@dsl.pipeline(name="fan-out")
+def fan_out_pipeline(folder: str) -> str:
+    left, right = meet(folder=folder, me="left", other="right"), meet(folder=folder, me="right", other="left")
+    for task in (left, right):
+        task.set_caching_options(False)
+    return inspect_pod(marker="joined").after(left, right).output
+
+
 @dsl.pipeline(name="isolation")
 def isolation_pipeline(marker: str = "m") -> str:
     left = leave_file(name="left.txt")
@@ -127,7 +149,7 @@ def volume_pipeline(path: str = f"{MOUNT}/note.txt") -> str:
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("ir")
     pipelines = {"isolation": isolation_pipeline, "branches": branches_pipeline, "caching": caching_pipeline,
-                 "secret": secret_pipeline, "volume": volume_pipeline}
+                 "secret": secret_pipeline, "volume": volume_pipeline, "fan-out": fan_out_pipeline}
     for name, func in pipelines.items():
         compiler.Compiler().compile(func, str(out / f"{name}.yaml"))
     return {name: out / f"{name}.yaml" for name in pipelines}
@@ -200,3 +222,12 @@ def test_a_pvc_mount_is_the_claims_folder_shared_between_pods(compiled: dict[str
     assert run.outputs["Output"] == "through the claim" and (claim / "note.txt").read_text() == "through the claim"
     unbound = run_pipeline(compiled["volume"], {}, pod_env(), tmp_path / "run2", out=lambda line: None)
     assert unbound.status == FAILED and "persistentvolumeclaim 'shared-claim' not found" in unbound.failure()
+
+
+def test_independent_tasks_run_at_the_same_time_and_a_join_waits_for_both(compiled: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "meeting"
+    folder.mkdir()
+    run = run_pipeline(compiled["fan-out"], {"folder": str(folder)}, pod_env(), tmp_path / "run", out=lambda line: None)
+    assert run.status == SUCCEEDED, run.failure()  # run one after the other, each would wait for the other in vain
+    assert json.loads(run.outputs["Output"])["marker"] == "joined"
+    assert [t.name for t in run.tasks][-1] == "inspect-pod"

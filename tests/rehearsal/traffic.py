@@ -47,6 +47,13 @@ class TrafficRun:
     labels_written: int = 0
     _served_at_start: Counter = field(default_factory=Counter)
     _served_at_end: Counter | None = None
+    _begin: Any = None  # starts the users and the business system (once)
+
+    def begin(self) -> None:
+        """Start the users now (``business_traffic(..., start=False)`` waits for this call); a second call does nothing."""
+        if self._begin is not None:
+            begin, self._begin = self._begin, None
+            begin()
 
     @property
     def sent(self) -> int:
@@ -77,10 +84,13 @@ def write_labels(cluster: Cluster, scenario: str, rows: pd.DataFrame) -> int:
 
 @contextmanager
 def business_traffic(cluster: Cluster, policy: str, isvc: str, frame: pd.DataFrame, *, threads: int = 2,
-                     rate_per_thread: float | None = 20.0, label_delay: float | None = None, poll_seconds: float = 0.5) -> Iterator[TrafficRun]:
+                     rate_per_thread: float | None = 20.0, label_delay: float | None = None, poll_seconds: float = 0.5,
+                     start: bool = True) -> Iterator[TrafficRun]:
     """Replay ``frame`` at the InferenceService ``isvc`` and write each answered row's label after the delay.
 
     ``label_delay`` (seconds) defaults to the scenario's delay scaled down (:data:`SCALED_LABEL_DELAY`).
+    ``start=False`` holds the users back until :meth:`TrafficRun.begin` (e.g. when a canary step
+    starts), so their load does not slow the steps before it on a small machine.
     """
     from components.data.scenarios import get_spec
     from components.policy import resolve_policy
@@ -92,7 +102,7 @@ def business_traffic(cluster: Cluster, policy: str, isvc: str, frame: pd.DataFra
     delay = SCALED_LABEL_DELAY.get(spec.label_delay, 2.0) if label_delay is None else label_delay
     url = cluster.isvc(isvc)["status"]["url"]
     replay = replay_traffic(url, pol, frame, threads=threads, rate_per_thread=rate_per_thread, label_columns=[pol.entity])
-    run = TrafficRun(replay, cluster.controller, delay, _served_at_start=Counter(cluster.controller.served))
+    run = TrafficRun(replay, cluster.controller, delay)
     pending: list[pd.DataFrame] = []
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -130,14 +140,22 @@ def business_traffic(cluster: Cluster, policy: str, isvc: str, frame: pd.DataFra
             errors.append(exc)
 
     worker = threading.Thread(target=business, daemon=True, name="business-system")
-    replay.start()
-    worker.start()
+
+    def begin() -> None:
+        run._served_at_start = Counter(cluster.controller.served)
+        replay.start()
+        worker.start()
+
+    run._begin = begin
+    if start:
+        run.begin()
     try:
         yield run
     finally:
-        replay.stop()
-        run._served_at_end = Counter(cluster.controller.served)
-        stop.set()
-        worker.join(timeout=30 + delay)
+        if run._begin is None:  # the users did start
+            replay.stop()
+            run._served_at_end = Counter(cluster.controller.served)
+            stop.set()
+            worker.join(timeout=30 + delay)
     if errors:
         raise errors[0]

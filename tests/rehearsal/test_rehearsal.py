@@ -53,7 +53,7 @@ CHURN_CHAMPION_END = "2025-05-01T00:00:00+00:00"
 QUIET = ("2025-05-01T00:00:00+00:00", "2025-06-01T00:00:00+00:00")
 DRIFTED = ("2025-08-01T00:00:00+00:00", "2025-09-01T00:00:00+00:00")
 FRAUD_CHAMPION_END = "2025-03-07T00:00:00+00:00"
-FRAUD_DRIFTED = ("2025-03-10T00:00:00+00:00", "2025-03-10T12:00:00+00:00")
+FRAUD_DRIFTED = ("2025-03-09T12:00:00+00:00", "2025-03-10T18:00:00+00:00")  # 12 h before the onset (03-10T00), 18 h after
 
 
 class Rehearsal:
@@ -69,20 +69,21 @@ class Rehearsal:
     def env(self) -> PodEnvironment:
         return PodEnvironment.from_cluster(self.cluster, OVERLAY)
 
-    def run(self, pipeline: str, **arguments: Any) -> RunRecord:
-        record = run_pipeline(self.compiled[pipeline], arguments, self.env(), self.root / "kfp", backoff_scale=0.02, task_timeout=600)
+    def run(self, pipeline: str, on_start: Any = None, **arguments: Any) -> RunRecord:
+        record = run_pipeline(self.compiled[pipeline], arguments, self.env(), self.root / "kfp", backoff_scale=0.02, task_timeout=600, on_start=on_start)
         self.summary.add_tasks([t.row() for t in record.tasks if t.exit_code is not None or t.status == FAILED])
         return record
 
-    def loop(self, policy: str, window: tuple[str, str], **arguments: Any) -> RunRecord:
+    def loop(self, policy: str, window: tuple[str, str], on_start: Any = None, **arguments: Any) -> RunRecord:
         """monitor_and_retrain on ``window`` with the Kubernetes canary against the churn InferenceService."""
         args = {"policy": policy, "current_start": window[0], "current_end": window[1], "canary": "kubernetes",
                 "namespace": self.cluster.namespace, "isvc": self.state.get("isvc", ""), **arguments}
-        return self.run("monitor_and_retrain", **args)
+        return self.run("monitor_and_retrain", on_start=on_start, **args)
 
-    def load(self, scenarios: str) -> None:
-        """The feature-load Job of manifests/base with ``SCENARIOS`` set (what a kustomize patch of its env would do)."""
-        job = run_manifest_job(FEATURE_LOAD_JOB, PodEnvironment.from_cluster(self.cluster), self.root, overrides={"SCENARIOS": scenarios})
+    def load(self, scenarios: str, rows: int | None = None) -> None:
+        """The feature-load Job of manifests/base with ``SCENARIOS`` (and ``ROWS``) set (what a kustomize patch of its env would do)."""
+        overrides = {"SCENARIOS": scenarios, **({"ROWS": str(rows)} if rows else {})}
+        job = run_manifest_job(FEATURE_LOAD_JOB, PodEnvironment.from_cluster(self.cluster), self.root, overrides=overrides)
         self.summary.add_tasks([job.row()])
         assert job.exit_code == 0, f"feature-load Job failed: {job.error} (log {job.log})"
 
@@ -102,27 +103,36 @@ def churn_rows(start: str, end: str) -> pd.DataFrame:
     return frame[(ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))].reset_index(drop=True)
 
 
-def broken_policy() -> str:
-    """The churn policy with trainer parameters sklearn rejects at fit time: the training step fails, everything before it works."""
-    from components.policy import policy_text
+def rehearsal_policy(name: str, **changes: Any) -> str:
+    """The shipped policy ``name`` as this cluster's platform team deploys it, as YAML text (the pipelines' ``policy`` parameter).
 
-    raw = yaml.safe_load(policy_text("churn"))
-    raw["trainer"] = {**raw["trainer"], "params": {"max_iter": -1}}
-    return yaml.safe_dump(raw, sort_keys=False)
+    Their webhook receiver lives inside the cluster network (plain http on a private address),
+    which a policy must allow explicitly (``alerting.allow_private_webhook``); the URL itself
+    comes from the ``driftloop-webhook`` Secret (``DRIFTLOOP_WEBHOOK_URL``). ``changes`` are
+    merged over the policy's top-level keys (mappings merged one level deep).
 
-
-def create_registered_models(cluster: Any, names: tuple[str, ...]) -> None:
-    """Create the registered models as the pipelines' MLflow writer (an operator step before the first run).
-
-    Works around a registry defect on a basic-auth MLflow (3.17): reading an alias of a model
-    that does not exist yet is refused with 403, not 404, so ``ModelRegistry.get`` raises
-    instead of returning None and the first training run's gate step fails.
+    >>> raw = yaml.safe_load(rehearsal_policy("churn", trainer={"params": {"max_iter": -1}}))
+    >>> raw["alerting"]["allow_private_webhook"], raw["trainer"]["kind"], raw["trainer"]["params"]
+    (True, 'sklearn_hgb', {'max_iter': -1})
     """
-    from mlflow import MlflowClient
+    from components.policy import policy_text, resolve_policy
 
-    client = MlflowClient(tracking_uri=cluster.mlflow_url, registry_uri=cluster.mlflow_url)
-    for name in names:
-        client.create_registered_model(name, description="created by the rehearsal's operator step")
+    raw = yaml.safe_load(policy_text(name))
+    changes = {"alerting": {"allow_private_webhook": True}, **changes}
+    for key, value in changes.items():
+        raw[key] = {**(raw.get(key) or {}), **value} if isinstance(value, dict) else value
+    text = yaml.safe_dump(raw, sort_keys=False)
+    resolve_policy(text)  # validated as a submit would
+    return text
+
+
+CHURN = rehearsal_policy("churn")
+# the training step fails (sklearn rejects the parameters at fit time); every step before it works
+BROKEN_CHURN = rehearsal_policy("churn", trainer={"params": {"max_iter": -1}})
+# the shipped Keras trainer (8 epochs take ~4 s on these rows; with 1-2 the model under-fits
+# and the recall floor fires before the onset, a false alarm)
+FRAUD = rehearsal_policy("fraud")
+FRAUD_ROWS = 40_000  # 48 h hold ~5,700 rows (the emergency action needs 2,000)
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +154,7 @@ def _rehearsal(cluster: Any, summary: Any) -> Rehearsal:
     checked = r.run("materialize_and_check", view="churn_features", start=DRIFTED[0], end=DRIFTED[1])
     assert checked.status == SUCCEEDED, checked.failure()
     r.state["view_verdict"] = checked.outputs["Output"]
-    create_registered_models(cluster, ("churn", "fraud"))
-    champion = r.run("train", policy="churn", strategy="full", end=CHURN_CHAMPION_END)
+    champion = r.run("train", policy=CHURN, strategy="full", end=CHURN_CHAMPION_END)
     assert champion.status == SUCCEEDED, champion.failure()
     assert champion.task("register").outputs["Output"] == "champion"
     from components.registry import ModelRegistry
@@ -166,7 +175,7 @@ def test_feature_batch_checked_and_its_metrics_pushed(rehearsal: Rehearsal) -> N
 
 def test_quiet_window(rehearsal: Rehearsal) -> None:
     with rehearsal.summary.case("quiet-window") as case:
-        run = rehearsal.loop("churn", QUIET)
+        run = rehearsal.loop(CHURN, QUIET)
         assert run.status == SUCCEEDED, run.failure()
         assert run.outputs["Output"] == "none"
         assert run.task("retrain").status == SKIPPED
@@ -176,16 +185,20 @@ def test_quiet_window(rehearsal: Rehearsal) -> None:
 
 def test_failed_training_releases_the_claim_and_the_next_run_retrains(rehearsal: Rehearsal) -> None:
     with rehearsal.summary.case("failed-train-retries") as case:
-        failed = rehearsal.loop(broken_policy(), DRIFTED, canary="none")
+        failed = rehearsal.loop(BROKEN_CHURN, DRIFTED, canary="none")
         assert failed.status == FAILED
         assert failed.outputs == {} or failed.outputs.get("Output") == "retrain"
         train = failed.task("train")
         assert train.status == FAILED and "max_iter" in train.error, train.error
         settle = failed.task("settle-decision")
         assert settle.status == SUCCEEDED and settle.outputs["Output"] == "released", settle.outputs
-        with rehearsal.cluster.traffic("churn", rehearsal.state["isvc"], churn_rows(*DRIFTED)) as users:
+        assert not settle.cached  # the exit handler reads and writes the ledger: never served from the cache
+        rehearsal.state["drifted_model"] = str(rehearsal.state["champion"])  # the version this window's decision is about
+        # users send August's rows from the moment the canary step starts (earlier, on two
+        # cores, their load would only slow the monitoring and training steps)
+        with rehearsal.cluster.traffic("churn", rehearsal.state["isvc"], churn_rows(*DRIFTED), start=False) as users:
             started = time.monotonic()
-            run = rehearsal.loop("churn", DRIFTED)
+            run = rehearsal.loop(CHURN, DRIFTED, on_start=lambda task: users.begin() if task.endswith("canary-rollout") else None)
             rehearsal.state["promote_run"], rehearsal.state["promote_users"] = run, users.sent
             rehearsal.state["promote_by_revision"] = dict(users.by_revision)
         rehearsal.state["promote_seconds"] = time.monotonic() - started
@@ -214,11 +227,18 @@ def test_promote(rehearsal: Rehearsal) -> None:
 
 def test_rerun_once(rehearsal: Rehearsal) -> None:
     with rehearsal.summary.case("rerun-once") as case:
-        run = rehearsal.loop("churn", DRIFTED, canary="none")
+        # the same run again (a clone of its parameters, the monitored model pinned): the
+        # monitors still call for a retrain, and the ledger every pod shares says it was done
+        version = rehearsal.state["drifted_model"]
+        run = rehearsal.loop(CHURN, DRIFTED, canary="none", model_version=version)
         assert run.status == SUCCEEDED, run.failure()
+        assert "accuracy_floor" in run.task("run-monitor").outputs["Output"].split(","), run.task("run-monitor").outputs
         assert run.outputs["Output"] == "none"
         assert run.task("retrain").status == SKIPPED
-        case.detail = "the window retrained once: its second run decides none (PostgreSQL ledger)"
+        # the exit handler ran on the ledger (it was served from the cache of the first run once: same key, same status)
+        settle = run.task("settle-decision")
+        assert not settle.cached and settle.exit_code == 0 and settle.outputs["Output"] == "done", (settle.cached, settle.outputs)
+        case.detail = f"August on v{version} again: accuracy_floor fires, the decision is none (already done in the PostgreSQL ledger)"
 
 
 def register_bad_challenger(rehearsal: Rehearsal) -> int:
@@ -246,8 +266,8 @@ def test_rollback(rehearsal: Rehearsal) -> None:
         bad = register_bad_challenger(rehearsal)
         isvc = rehearsal.state["isvc"]
         before = len(rehearsal.cluster.traffic_history(isvc))
-        with rehearsal.cluster.traffic("churn", isvc, churn_rows("2025-09-01", "2025-10-01")):
-            run = rehearsal.run("rollout", policy="churn", canary="kubernetes", namespace=rehearsal.cluster.namespace, isvc=isvc)
+        with rehearsal.cluster.traffic("churn", isvc, churn_rows("2025-09-01T00:00:00+00:00", "2025-10-01T00:00:00+00:00")):
+            run = rehearsal.run("rollout", policy=CHURN, canary="kubernetes", namespace=rehearsal.cluster.namespace, isvc=isvc)
         assert run.outputs.get("Output") == "rolled_back", run.failure()
         spec = rehearsal.cluster.isvc(isvc)["spec"]["predictor"]
         assert spec.get("canaryTrafficPercent") == 0, spec
@@ -275,10 +295,16 @@ def test_alerts_fire(rehearsal: Rehearsal) -> None:
 
 def test_webhook(rehearsal: Rehearsal) -> None:
     with rehearsal.summary.case("webhook") as case:
+        # the decide step posts each fresh retrain to the driftloop-webhook Secret's URL (the
+        # policy's alerting allows a receiver inside the cluster); a repeated decision posts nothing
         bodies = rehearsal.cluster.webhooks()
-        text = [str(b) for b in bodies]
-        assert any("churn" in t and "retrain" in t for t in text), bodies
-        case.detail = f"{len(bodies)} webhook bodies from the decide step; first: {text[0][:120]}"
+        title = f"driftloop churn v{rehearsal.state['drifted_model']}: retrain (recent_window, window 3M)"
+        retrains = [b for b in bodies if b.get("text") == title]
+        assert retrains, bodies
+        assert "accuracy_floor" in retrains[0]["blocks"][1]["text"]["text"], retrains[0]
+        # the failed training released the claim, so its rerun is a fresh decision and posts again; the rerun-once run does not
+        assert len(retrains) == 2, [b.get("text") for b in bodies]
+        case.detail = f"{len(bodies)} posts from the decide step; {title!r} with reasons {retrains[0]['blocks'][1]['text']['text'][:100]!r}"
 
 
 def test_overlay_overrides(rehearsal: Rehearsal) -> None:
@@ -293,17 +319,31 @@ def test_overlay_overrides(rehearsal: Rehearsal) -> None:
 
 def test_fraud_emergency(rehearsal: Rehearsal) -> None:
     with rehearsal.summary.case("fraud-emergency") as case:
-        rehearsal.load("fraud")
-        champion = rehearsal.run("train", policy="fraud", strategy="full", end=FRAUD_CHAMPION_END)
+        import json
+
+        from components.data.scenarios import get_spec
+
+        rehearsal.load("fraud", rows=FRAUD_ROWS)
+        champion = rehearsal.run("train", policy=FRAUD, strategy="full", end=FRAUD_CHAMPION_END)
         assert champion.status == SUCCEEDED and champion.task("register").outputs["Output"] == "champion", champion.failure()
-        run = rehearsal.loop("fraud", FRAUD_DRIFTED, canary="none", isvc="")
+        run = rehearsal.loop(FRAUD, FRAUD_DRIFTED, canary="none", isvc="")
         assert run.status == SUCCEEDED, run.failure()
         assert run.outputs["Output"] == "retrain"
+        monitor = run.task("run-monitor")
+        assert "error_stream" in monitor.outputs["Output"].split(","), monitor.outputs["Output"]
+        report = json.loads(Path(monitor.outputs["report"].uri).read_text())
+        (stream,) = next(m for m in report["monitors"] if m["name"] == "error_stream")["results"]
+        detected = pd.Timestamp(stream["details"]["detected_timestamp"])
+        onset = get_spec("fraud").onset
+        # the window opens 12 h before the onset: the detector stays quiet there and fires within hours after it
+        assert onset <= detected <= onset + pd.Timedelta(hours=12), (detected, onset)
         decided = run.task("decide").outputs
         assert decided["strategy"] == "emergency" and decided["window"] == "48h", decided
+        span = run.task("build-training-data").outputs["Output"]
         train = run.task("train")
-        assert train.exit_code == 0, train.error
+        assert train.exit_code == 0 and not train.cached, train.error
         alias = run.task("register").outputs["Output"]
         assert alias in ("challenger", ""), alias
-        case.detail = (f"Keras champion, then {FRAUD_DRIFTED[0][:13]}: emergency retrain on 48h "
-                       f"(train {train.seconds:.0f}s), registered {'as challenger' if alias else 'without alias (gate failed)'}")
+        case.detail = (f"Keras champion (data before {FRAUD_CHAMPION_END[:10]}); {FRAUD_DRIFTED[0][:13]}..{FRAUD_DRIFTED[1][:13]}: error stream fired at "
+                       f"{detected:%m-%d %H:%M} (onset {onset:%m-%d %H:%M}); emergency retrain on 48h ({span}, train {train.seconds:.0f}s), "
+                       f"registered {'as challenger' if alias else 'without alias (gate failed)'}")
