@@ -31,6 +31,7 @@ import pandas as pd
 from components.errors import DriftloopError
 from components.settings import Settings
 from driftloop.demo.cohort import (
+    cohort_figures,
     cohort_retrain_and_roll_out,
     retrain_lineage,
     review_after_promotion,
@@ -62,7 +63,8 @@ class Demo:
         self.rollout_policy = policy_from_dict(yaml.safe_load(self.policy_yaml), source="demo policy")
         self.summary: dict[str, Any] = {"scenario": scenario, "workdir": str(self.workdir), "bad_challenger": bad_challenger,
                                         "policy_overrides": {"rollout": {"steps": list(self.plan.rollout_steps),
-                                                                         "min_requests": self.plan.min_requests}},
+                                                                         "min_requests": self.plan.min_requests,
+                                                                         "latency_max": self.plan.latency_max}},
                                         "phases": {}, "periods": [], "events": [], "rollouts": []}
 
     # -- phases -------------------------------------------------------------------------
@@ -204,6 +206,7 @@ class Demo:
             self.summary["periods"].append({"period": name, "start": period.isoformat(), "model_version": version, "rows": len(rows),
                                             "labelled": int(current[self.policy.label].notna().sum()), "metrics": metrics,
                                             "drift": drift, "monitors": monitors, "decision": decision,
+                                            "cohorts": cohort_figures(current, self.policy.segment_column, self.policy.label, self.policy.prediction),
                                             "monitor_pipeline_s": report.get("pipeline_seconds")})
             action = decision.get("action", "none")
             self.say(f"{name}: v{version} served {len(rows)} rows; decision {action}"
