@@ -58,10 +58,11 @@ def plan_for(scenario: str, seed: int = 0) -> DemoPlan:
                           list(pd.date_range("2025-03-08", "2025-03-13 12:00", freq="12h", tz="UTC")), hours12, "%m-%d %Hh",
                           batch=50),
         # six 5-day periods: one quiet, the category shift (05-31), one more, the casual drop from its first day
-        # (06-10) so the specialist's 5-day window holds only the cohort's rows after it, two served by it
+        # (06-10) so the specialist's 5-day window holds only the cohort's rows after it, two served by it;
+        # the canaries take the policy's own three steps
         "recsys": DemoPlan("recsys", 120_000, _utc("2025-05-22"),
                            list(pd.date_range("2025-05-26", "2025-06-20", freq="5D", tz="UTC")), pd.DateOffset(days=5), "%m-%d",
-                           batch=50, canary_interval=pd.Timedelta(minutes=10), latency_max=0.5),
+                           batch=50, canary_interval=pd.Timedelta(minutes=10), latency_max=0.5, rollout_steps=(10, 50, 100)),
         "concept": DemoPlan("concept", 72_000, _utc("2025-04-08"),
                             list(pd.date_range("2025-04-10", "2025-04-29", freq="2D", tz="UTC")), pd.DateOffset(days=2), "%m-%d",
                             canary_interval=pd.Timedelta(minutes=10)),
