@@ -281,10 +281,14 @@ class Demo:
         sent: list[str] = []
         live_ts = pd.to_datetime(live[self.policy.timestamp], utc=True) if len(live) and self.policy.timestamp in live else None
 
-        def interval(_start: pd.Timestamp, until: pd.Timestamp) -> None:
+        def interval(since: pd.Timestamp, until: pd.Timestamp) -> None:
             n = self.plan.canary_requests * self.plan.canary_batch
-            pool = live[live_ts < until] if live_ts is not None and (live_ts < until).any() else live
-            sample = pool.iloc[rng.integers(0, len(pool), n)] if len(pool) else pool
+            fresh = live[(live_ts >= since) & (live_ts < until)] if self.plan.canary_fresh_rows and live_ts is not None else live.iloc[0:0]
+            if len(fresh):  # each row of the span once: a label goes to its user's latest prediction, so a resent row loses it
+                sample = fresh.iloc[rng.permutation(len(fresh))[:n]]
+            else:
+                pool = live[live_ts < until] if live_ts is not None and (live_ts < until).any() else live
+                sample = pool.iloc[rng.integers(0, len(pool), n)] if len(pool) else pool
             ids = traffic.send(sample, f"c{index}-{next(batches)}", self.plan.canary_batch)
             sent.extend(ids)
             self._wait_for_log(log_dir, ids)

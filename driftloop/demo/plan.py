@@ -36,6 +36,9 @@ class DemoPlan:
     # Every server of the demo shares the machine's cores with the pipelines it runs meanwhile, so a
     # freshly started arm's p95 over a few dozen requests is its slowest cold request, not its model.
     latency_max: float | None = None
+    # a canary interval sends the rows of its own span of scenario time, each once, instead of a sample
+    # (with replacement) of every row so far
+    canary_fresh_rows: bool = False
 
 
 def _utc(text: str) -> pd.Timestamp:
@@ -61,10 +64,12 @@ def plan_for(scenario: str, seed: int = 0) -> DemoPlan:
         # (06-10) so the specialist's 5-day window holds only the cohort's rows after it, two served by it;
         # the canaries take the policy's own three steps. Four hours per analysis interval: a label goes to its
         # user's latest prediction, so only fresh rows bring labels; at 10% of the casual third of the traffic,
-        # 4 h bring ~11 labelled casual rows to the challenger (10 minutes brought none in 6 intervals: rolled back)
+        # 4 h bring ~11 casual rows to the challenger (10 minutes brought none in 6 intervals: rolled back); sent
+        # once each, since a resampled row's label goes to one of its copies only (4 labelled in 6 intervals)
         "recsys": DemoPlan("recsys", 120_000, _utc("2025-05-22"),
                            list(pd.date_range("2025-05-26", "2025-06-20", freq="5D", tz="UTC")), pd.DateOffset(days=5), "%m-%d",
-                           batch=50, canary_interval=pd.Timedelta(hours=4), latency_max=0.5, rollout_steps=(10, 50, 100)),
+                           batch=50, canary_interval=pd.Timedelta(hours=4), latency_max=0.5, rollout_steps=(10, 50, 100),
+                           canary_fresh_rows=True),
         "concept": DemoPlan("concept", 72_000, _utc("2025-04-08"),
                             list(pd.date_range("2025-04-10", "2025-04-29", freq="2D", tz="UTC")), pd.DateOffset(days=2), "%m-%d",
                             canary_interval=pd.Timedelta(minutes=10)),
