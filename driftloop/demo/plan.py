@@ -65,11 +65,13 @@ def plan_for(scenario: str, seed: int = 0) -> DemoPlan:
         # the canaries take the policy's own three steps. Four hours per analysis interval: a label goes to its
         # user's latest prediction, so only fresh rows bring labels; at 10% of the casual third of the traffic,
         # 4 h bring ~11 casual rows to the challenger (10 minutes brought none in 6 intervals: rolled back); sent
-        # once each, since a resampled row's label goes to one of its copies only (4 labelled in 6 intervals)
+        # once each, since a resampled row's label goes to one of its copies only (4 labelled in 6 intervals);
+        # one row per request: the cohort router splits a mixed request row by row under the predictors' own ids,
+        # which the replay's per-request label ids (<response id>-<i>) do not match (0 labelled in 3 intervals)
         "recsys": DemoPlan("recsys", 120_000, _utc("2025-05-22"),
                            list(pd.date_range("2025-05-26", "2025-06-20", freq="5D", tz="UTC")), pd.DateOffset(days=5), "%m-%d",
                            batch=50, canary_interval=pd.Timedelta(hours=4), latency_max=0.5, rollout_steps=(10, 50, 100),
-                           canary_fresh_rows=True),
+                           canary_fresh_rows=True, canary_batch=1, canary_requests=400),
         "concept": DemoPlan("concept", 72_000, _utc("2025-04-08"),
                             list(pd.date_range("2025-04-10", "2025-04-29", freq="2D", tz="UTC")), pd.DateOffset(days=2), "%m-%d",
                             canary_interval=pd.Timedelta(minutes=10)),
