@@ -122,15 +122,37 @@ def registered_profile(policy: Policy, model_version: str | None, settings: Sett
     return profile, None
 
 
+def specialist_references(policy: Policy, settings: Settings) -> dict[str, pd.DataFrame]:
+    """``{cohort: reference sample}`` of each cohort's specialist (``champion-<cohort>``); ``{}`` without a registry.
+
+    Only for a policy with a per-cohort (sequential) monitor: a cohort its specialist serves is
+    monitored against the specialist's own reference, not the global champion's.
+
+    >>> from components.policy import resolve_policy
+    >>> specialist_references(resolve_policy("churn"), Settings(workdir=Path("/nonexistent")))
+    {}
+    """
+    from components.registry import ModelRegistry
+
+    uri = settings.mlflow_tracking_uri
+    if not any(m.type == "sequential" for m in policy.monitors) or (uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()):
+        return {}
+    registry = ModelRegistry(settings)
+    return {cohort: registry.reference_sample(policy.model, str(version)) for cohort, version in registry.cohort_routes(policy.model).items()}
+
+
 def monitor_report(policy: Policy, reference: pd.DataFrame | None, current: pd.DataFrame, model_version: str | None = None,
                    settings: Settings | None = None, baseline: dict[str, Any] | None = None,
-                   progress: Callable[[str], None] | None = None, profile: ReferenceProfile | None = None) -> Any:
+                   progress: Callable[[str], None] | None = None, profile: ReferenceProfile | None = None,
+                   cohort_references: dict[str, pd.DataFrame] | None = None) -> Any:
     """Run the policy's monitors (components.monitor.engine) on the windows completed by :func:`score_windows`.
 
     The drift monitors run on ``profile`` when given, else on the registered version's
     profile when a version is named or the reference comes from the registry
     (:func:`registered_profile`); reference rows are fetched only for the monitors a profile
-    cannot serve. Returns the :class:`~components.monitor.results.MonitorReport` (with its decision).
+    cannot serve. The per-cohort monitors compare a cohort served by a specialist with
+    ``cohort_references`` (default: :func:`specialist_references`). Returns the
+    :class:`~components.monitor.results.MonitorReport` (with its decision).
     """
     from components.monitor.context import profile_covers
     from components.monitor.engine import run_monitors
@@ -141,8 +163,10 @@ def monitor_report(policy: Policy, reference: pd.DataFrame | None, current: pd.D
         profile, note = registered_profile(policy, model_version, settings)
     need_reference = profile is None or not profile_covers(policy, profile)
     scored = score_windows(policy, reference, current, model_version, settings, baseline, need_reference=need_reference)
+    if cohort_references is None:
+        cohort_references = specialist_references(policy, settings)
     report = run_monitors(policy, scored.reference, scored.current, baseline=scored.baseline, model_version=scored.model_version,
-                          progress=progress, profile=profile)
+                          progress=progress, profile=profile, cohort_references=cohort_references)
     if note:
         report.warnings.append(note)
     return report

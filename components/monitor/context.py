@@ -62,6 +62,9 @@ def window_summary(policy: Policy, df: pd.DataFrame) -> dict[str, Any]:
 class MonitorContext:
     """The policy, both prepared windows, the champion's baseline metrics and the reference profile, if any.
 
+    ``cohort_references`` maps a cohort served by its own specialist to that specialist's
+    reference rows; every other cohort's reference is the global reference filtered to it.
+
     With a ``profile`` the drift monitors it covers (:meth:`uses_profile`) read the
     reference's sorted columns and counts from it instead of ``ref``.
     """
@@ -71,6 +74,9 @@ class MonitorContext:
     cur: pd.DataFrame
     baseline: dict[str, Any]
     profile: ReferenceProfile | None = None
+    # a cohort's own reference rows (its specialist's registered reference sample): the per-cohort
+    # monitors compare that cohort with them, not with the global reference's rows of the cohort
+    cohort_references: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
 
     def uses_profile(self, m: Any) -> bool:
         """Whether monitor ``m`` runs on the reference profile (:func:`profile_serves`)."""

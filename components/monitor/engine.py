@@ -45,7 +45,8 @@ Progress = Callable[[str], None]
 
 
 def run_monitors(policy: Policy, reference: pd.DataFrame | None, current: pd.DataFrame, baseline: dict[str, Any] | None = None,
-                 model_version: str | None = None, progress: Progress | None = None, profile: ReferenceProfile | None = None) -> MonitorReport:
+                 model_version: str | None = None, progress: Progress | None = None, profile: ReferenceProfile | None = None,
+                 cohort_references: dict[str, pd.DataFrame] | None = None) -> MonitorReport:
     """Run the policy's monitors and return the report with its decision.
 
     ``baseline`` holds the champion's metrics as the registry stores them
@@ -55,13 +56,15 @@ def run_monitors(policy: Policy, reference: pd.DataFrame | None, current: pd.Dat
     monitor's name as it finishes. ``profile`` (a registered
     :class:`~components.monitor.profile.ReferenceProfile`) serves the drift monitors it covers
     without touching the reference rows; ``reference`` may then be None when it covers every
-    monitor.
+    monitor. ``cohort_references`` (``{cohort: rows}``) is a cohort's own reference, its
+    specialist's reference sample: the per-cohort SPRT compares the cohort with it.
     """
+    cohort_refs = {str(k): prepare_window(policy, v) for k, v in (cohort_references or {}).items()}
     if reference is None:
         if profile is None:
             raise DataError("no reference window and no reference profile", fix="pass --reference or a model version with a registered profile")
         cur = prepare_window(policy, current)
-        ctx = MonitorContext(policy, cur.iloc[0:0], cur, baseline or {}, profile)
+        ctx = MonitorContext(policy, cur.iloc[0:0], cur, baseline or {}, profile, cohort_refs)
         need_rows = [m.name for m in policy.monitors if not ctx.uses_profile(m)]
         if need_rows:
             raise DataError(f"monitors {need_rows} need the reference rows, which the reference profile does not hold",
@@ -72,7 +75,7 @@ def run_monitors(policy: Policy, reference: pd.DataFrame | None, current: pd.Dat
         warnings = validate_inputs(policy, reference, current)
         ref = prepare_window(policy, reference)
         cur = prepare_window(policy, current)
-        ctx = MonitorContext(policy, ref, cur, baseline or {}, profile)
+        ctx = MonitorContext(policy, ref, cur, baseline or {}, profile, cohort_refs)
         ref_window = window_summary(policy, ref)
     if profile is not None:
         ref_window = {**ref_window, "profile_sha256": profile.sha256, "profiled_monitors": [m.name for m in policy.monitors if ctx.uses_profile(m)]}

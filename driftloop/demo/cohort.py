@@ -27,14 +27,41 @@ import pandas as pd
 
 
 def retrain_lineage(registry: Any, model: str, decision_key: str) -> dict[str, Any]:
-    """``training_rows``, ``training_cohorts`` and ``cohort`` of the version the decision ``decision_key`` registered (empty if none)."""
+    """What the version the decision ``decision_key`` registered was trained on (empty if none).
+
+    ``training_rows`` and ``holdout_rows``, ``training_cohorts`` (the cohorts present in
+    them), ``cohort`` (a specialist's, else None), ``training_window`` (``{start, end}`` of
+    the rows' time range) and ``gate_passed``.
+    """
     found = [v for v in registry.versions(model) if decision_key and v.tags.get("driftloop.decision_id") == decision_key]
     if not found:
         return {}
     version = min(found, key=lambda v: v.version)
+    start, _, end = version.tags.get("driftloop.window", "").partition("/")
     return {"version": str(version.version), "training_rows": int(version.params.get("train_rows", 0)),
+            "holdout_rows": int(version.params.get("holdout_rows", 0)),
             "training_cohorts": json.loads(version.tags.get("driftloop.training_cohorts", "[]")),
-            "cohort": version.tags.get("driftloop.cohort") or None}
+            "cohort": version.tags.get("driftloop.cohort") or None, "training_window": {"start": start, "end": end},
+            "gate_passed": version.tags.get("driftloop.gate_passed") == "true"}
+
+
+def cohort_figures(rows: pd.DataFrame, column: str | None, label: str, prediction: str) -> dict[str, dict[str, Any]]:
+    """Per cohort of a period's served rows: ``rows``, ``labelled``, ``ctr`` (observed click rate),
+    ``predicted_ctr`` (the serving model's mean prediction) and ``versions`` (rows per model version).
+
+    >>> rows = pd.DataFrame({"c": ["a", "a", "b"], "y": [1, None, 0], "p": [0.4, 0.2, 0.1], "model_version": ["1", "2", "1"]})
+    >>> cohort_figures(rows, "c", "y", "p")["a"]
+    {'rows': 2, 'labelled': 1, 'ctr': 1.0, 'predicted_ctr': 0.3, 'versions': {'1': 1, '2': 1}}
+    """
+    if not column or column not in rows.columns:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for cohort, group in rows.groupby(rows[column].astype(str)):
+        clicks = pd.to_numeric(group[label], errors="coerce").dropna()
+        out[str(cohort)] = {"rows": len(group), "labelled": len(clicks), "ctr": round(float(clicks.mean()), 4) if len(clicks) else None,
+                            "predicted_ctr": round(float(group[prediction].mean()), 4),
+                            "versions": {str(k): int(n) for k, n in group["model_version"].astype(str).value_counts().sort_index().items()}}
+    return out
 
 
 def arm_requests(by_version: dict[str, dict[str, int]], champion: str | None, challenger: str) -> dict[str, dict[str, int]]:

@@ -31,6 +31,7 @@ import pandas as pd
 from components.errors import DriftloopError
 from components.settings import Settings
 from driftloop.demo.cohort import (
+    cohort_figures,
     cohort_retrain_and_roll_out,
     retrain_lineage,
     review_after_promotion,
@@ -63,7 +64,7 @@ class Demo:
         self.summary: dict[str, Any] = {"scenario": scenario, "workdir": str(self.workdir), "bad_challenger": bad_challenger,
                                         "policy_overrides": {"rollout": {"steps": list(self.plan.rollout_steps),
                                                                          "min_requests": self.plan.min_requests,
-                                                                         "latency_p95_max_floor": self.plan.latency_p95_max}},
+                                                                         "latency_max": self.plan.latency_max}},
                                         "phases": {}, "periods": [], "events": [], "rollouts": []}
 
     # -- phases -------------------------------------------------------------------------
@@ -205,6 +206,7 @@ class Demo:
             self.summary["periods"].append({"period": name, "start": period.isoformat(), "model_version": version, "rows": len(rows),
                                             "labelled": int(current[self.policy.label].notna().sum()), "metrics": metrics,
                                             "drift": drift, "monitors": monitors, "decision": decision,
+                                            "cohorts": cohort_figures(current, self.policy.segment_column, self.policy.label, self.policy.prediction),
                                             "monitor_pipeline_s": report.get("pipeline_seconds")})
             action = decision.get("action", "none")
             self.say(f"{name}: v{version} served {len(rows)} rows; decision {action}"
@@ -279,10 +281,14 @@ class Demo:
         sent: list[str] = []
         live_ts = pd.to_datetime(live[self.policy.timestamp], utc=True) if len(live) and self.policy.timestamp in live else None
 
-        def interval(_start: pd.Timestamp, until: pd.Timestamp) -> None:
+        def interval(since: pd.Timestamp, until: pd.Timestamp) -> None:
             n = self.plan.canary_requests * self.plan.canary_batch
-            pool = live[live_ts < until] if live_ts is not None and (live_ts < until).any() else live
-            sample = pool.iloc[rng.integers(0, len(pool), n)] if len(pool) else pool
+            fresh = live[(live_ts >= since) & (live_ts < until)] if self.plan.canary_fresh_rows and live_ts is not None else live.iloc[0:0]
+            if len(fresh):  # each row of the span once: a label goes to its user's latest prediction, so a resent row loses it
+                sample = fresh.iloc[rng.permutation(len(fresh))[:n]]
+            else:
+                pool = live[live_ts < until] if live_ts is not None and (live_ts < until).any() else live
+                sample = pool.iloc[rng.integers(0, len(pool), n)] if len(pool) else pool
             ids = traffic.send(sample, f"c{index}-{next(batches)}", self.plan.canary_batch)
             sent.extend(ids)
             self._wait_for_log(log_dir, ids)

@@ -38,7 +38,9 @@ def period_figures(report: dict[str, Any]) -> tuple[list[dict[str, Any]], list[d
     """Performance metrics, per-feature drift and monitor one-liners from a monitor report."""
     metrics, drift, monitors = [], [], []
     for m in report.get("monitors", []):
-        monitors.append({"name": m.get("name"), "type": m.get("type"), "fired": bool(m.get("fired")), "summary": m.get("summary", "")})
+        fired = sorted({str(r["segment"]) for r in m.get("results", []) if r.get("drift") and r.get("segment") not in (None, "")})
+        monitors.append({"name": m.get("name"), "type": m.get("type"), "fired": bool(m.get("fired")), "fired_segments": fired,
+                         "summary": m.get("summary", "")})
         for r in m.get("results", []):
             if m.get("type") == "performance" and r.get("metric"):
                 metrics.append({"monitor": m["name"], "metric": r["metric"], "segment": r.get("segment"), "value": r.get("statistic"),

@@ -6,6 +6,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from components.monitor.context import MonitorContext, insufficient, row_of
 
@@ -25,6 +26,8 @@ def run(ctx: MonitorContext, m: SequentialMonitor) -> dict[str, Any]:
     if m.segment is not None:
         cur, ref = ctx.segment_rows(cur, ctx.policy.segment_column, m.segment), ctx.segment_rows(ref, ctx.policy.segment_column, m.segment)
     baseline = {str(k): float(v) for k, v in ref.groupby(ref[m.cohort_column].astype(str))[outcome].mean().items()}
+    own = _own_baselines(ctx, m.cohort_column, outcome)
+    baseline.update(own)
     cur = cur.assign(**{m.cohort_column: cur[m.cohort_column].astype(str), outcome: cur[outcome].astype(int)})
     positions = cur.index.to_numpy()
     raw = sprt_by_cohort(cur.reset_index(drop=True), m.cohort_column, outcome, baseline, m.relative_drop, m.alpha, m.beta)
@@ -33,7 +36,7 @@ def run(ctx: MonitorContext, m: SequentialMonitor) -> dict[str, Any]:
     results = []
     for r in raw:
         row = row_of(positions, r.detected_at)
-        details = dict(r.details)
+        details = {**r.details, "reference": "cohort" if r.segment in own else "global"}
         if r.status == "ok":
             details["trace"] = _llr_trace(values[labels == r.segment], details)
         if r.detected_at is not None and row is not None:
@@ -64,3 +67,15 @@ def _llr_trace(x: np.ndarray, d: dict[str, Any], points: int = 300) -> list[dict
         return []
     keep = np.unique(np.r_[np.linspace(0, len(llr) - 1, min(points, len(llr))).astype(int), len(llr) - 1])
     return [{"n": int(i + 1), "llr": float(llr[i])} for i in keep]
+
+
+def _own_baselines(ctx: MonitorContext, column: str, outcome: str) -> dict[str, float]:
+    """The outcome rate of each cohort in its own reference (``ctx.cohort_references``), where it has labelled rows."""
+    rates = {}
+    for cohort, rows in ctx.cohort_references.items():
+        if column in rows.columns:
+            rows = rows[rows[column].astype(str) == cohort]
+        values = pd.to_numeric(rows[outcome], errors="coerce").dropna() if outcome in rows.columns else pd.Series(dtype=float)
+        if len(values):
+            rates[cohort] = float(values.mean())
+    return rates

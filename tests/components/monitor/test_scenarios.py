@@ -196,7 +196,7 @@ def test_recsys_casual_cohort_drop_retrains_that_cohort(recsys: Scenario, artifa
     fired = {r["segment"] for r in sprt["results"] if r["drift"]}
     assert fired == {"casual"}
     d = report.decision
-    assert (d["action"], d["strategy"], d["cohort"], d["window"], d["upweight"]) == ("retrain", "cohort", "casual", "7d", None)  # a specialist
+    assert (d["action"], d["strategy"], d["cohort"], d["window"], d["upweight"]) == ("retrain", "cohort", "casual", "5d", None)  # a specialist
     assert any("cohort casual" in r for r in d["reasons"])
 
 

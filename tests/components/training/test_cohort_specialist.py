@@ -68,7 +68,9 @@ def test_specialist_gets_its_own_aliases_gated_on_its_cohort_and_leaves_the_glob
     assert spec.version.params["cohort"] == "subprime" and spec.version.tags["driftloop.training_cohorts"] == '["subprime"]'
     assert base.version.tags["driftloop.training_cohorts"] == '["prime", "subprime"]' and "driftloop.cohort" not in base.version.tags
     assert retrain_lineage(registry, "cohorts", "d-sub") == {  # what the demo's summary reports for the retrain event
-        "version": str(spec.version.version), "training_rows": len(spec.training.train), "training_cohorts": ["subprime"], "cohort": "subprime"}
+        "version": str(spec.version.version), "training_rows": len(spec.training.train), "holdout_rows": len(spec.training.holdout),
+        "training_cohorts": ["subprime"], "cohort": "subprime", "gate_passed": True,
+        "training_window": {"start": spec.training.window_start.isoformat(), "end": spec.training.window_end.isoformat()}}
     holdout_rows = len(spec.training.holdout)
     assert spec.verdict.challenger["overall"]["n"] == spec.verdict.champion["overall"]["n"] == holdout_rows
     assert {k for k, v in spec.verdict.challenger["segments"].items() if v["n"]} == {"subprime"}  # compared on the cohort's holdout only
