@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(VENV)/.system-deps
 PYTEST_ARGS ?=
+# test files run on this many pytest-xdist workers, a file's tests together (its module fixtures start once);
+# most of the suite waits on servers and subprocesses, so two workers fit two cores
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup system-deps demo test test-fast rehearse lint typecheck bench compile clean
@@ -31,7 +34,7 @@ demo: setup ## Run the whole loop on one machine (churn) and write .driftloop/de
 test: setup ## Run every test, slow end-to-end ones included
 	@# bytecode once: with PYTHONDONTWRITEBYTECODE set, every task, predictor and CLI process would recompile the repo
 	@$(BIN)/python -m compileall -q components serving pipelines driftloop feature_repo >/dev/null
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 rehearse: setup ## Run the cluster rehearsal alone (compiled cluster pipelines, pod by pod); writes .driftloop/rehearsal/summary.json
 	@# bytecode once: every task pod and predictor runs with PYTHONDONTWRITEBYTECODE (the image's env)
