@@ -193,7 +193,8 @@ def create_app(champion: str, challenger: str | None = None, percent: int = 0, t
         return JSONResponse({"error": f"no model server reachable: {last_exc}"}, status_code=503, headers={"x-request-id": request_id})
 
     async def per_row(request: Request, split: Split, arms: list[str], body: bytes, headers: dict[str, str], request_id: str) -> Response:
-        """A v1 batch whose rows go to different arms: one request per row (id ``<request id>-<i>``), answers merged in order."""
+        """A v1 batch whose rows go to different arms: one request per row (id ``<request id>-<i>``), answers merged in
+        order, with ``ids``: the id each row's predictor logged it under."""
         import asyncio
         import json
 
@@ -205,7 +206,10 @@ def create_app(champion: str, challenger: str | None = None, percent: int = 0, t
             return Response(failed.body, status_code=failed.status_code, headers={"x-request-id": request_id, "x-served-by": ",".join(arms)})
         answers = [json.loads(r.body) for r in replies]
         versions = [r.headers.get("x-model-version", "") for r in replies]
-        merged = {"predictions": [a["predictions"][0] for a in answers], "model_versions": versions}
+        # each row was logged by its predictor under that predictor's own id: the client needs them to find
+        # (and label) its rows, the router's id names no log record
+        ids = [r.headers.get("x-request-id") or a.get("id") for r, a in zip(replies, answers, strict=True)]
+        merged = {"predictions": [a["predictions"][0] for a in answers], "model_versions": versions, "ids": ids}
         return JSONResponse(merged, headers={"x-request-id": request_id, "x-served-by": ",".join(arms),
                                              "x-model-version": ",".join(dict.fromkeys(versions))})
 

@@ -108,11 +108,13 @@ class ReplayTraffic:
         try:
             r = client.post(f"{self.url}/v1/models/{self.model}:predict", json={"instances": instances}, headers={"x-request-id": rid})
             status, served = r.status_code, r.headers.get("x-served-by", "")
+            row_ids = None
             if status == 200:
                 server_id = r.headers.get("x-request-id") or _body_id(r)
+                row_ids = _row_ids(r, len(instances))
         except httpx.HTTPError:  # a refused connection counts as a failed request, the replay goes on
-            status, served = -1, ""
-        ids = ([server_id] if len(instances) == 1 else [f"{server_id}-{i}" for i in range(len(instances))]) if server_id else []
+            status, served, row_ids = -1, "", None
+        ids = row_ids or (([server_id] if len(instances) == 1 else [f"{server_id}-{i}" for i in range(len(instances))]) if server_id else [])
         label = labels[0].get(self.label) if len(labels) == 1 and self.label else None
         with self._lock:
             self.results.append(Reply(server_id or rid, status, served, label))
@@ -210,6 +212,24 @@ def _body_id(response: Any) -> str | None:
         return None
     found = body.get("id") if isinstance(body, dict) else None
     return found if isinstance(found, str) and found else None
+
+
+def _row_ids(response: Any, rows: int) -> list[str] | None:
+    """The per-row log ids a cohort router returns when it sent a mixed batch row by row (``ids``), else None.
+
+    >>> class R:
+    ...     def json(self): return {"predictions": [0.1, 0.2], "ids": ["a1", "b7"]}
+    >>> _row_ids(R(), 2), _row_ids(R(), 3)
+    (['a1', 'b7'], None)
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if isinstance(ids, list) and len(ids) == rows and all(isinstance(i, str) and i for i in ids):
+        return ids
+    return None
 
 
 def _plain(value: Any) -> Any:

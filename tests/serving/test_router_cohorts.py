@@ -29,14 +29,17 @@ class Server:
         from starlette.responses import JSONResponse
         from starlette.routing import Route
 
-        self.version, self.seen = version, []  # (request id, cohort) per row
+        self.version, self.seen = version, []  # (client request id, cohort) per row
+        self.logged: dict[str, str] = {}  # as the predictor: its own id per request -> the client's id
 
         async def predict(request: Any) -> Any:
             body = await request.json()
             rid = request.headers["x-request-id"]
+            own = f"s{version}-{len(self.logged)}"  # like serving.predictor, the server makes the id it logs under
+            self.logged[own] = rid
             rows = body["instances"]
             self.seen += [(rid if len(rows) == 1 else f"{rid}-{i}", r.get("user_cohort")) for i, r in enumerate(rows)]
-            return JSONResponse({"predictions": [float(version)] * len(rows)}, headers={"x-model-version": version})
+            return JSONResponse({"predictions": [float(version)] * len(rows)}, headers={"x-model-version": version, "x-request-id": own})
 
         port = free_port()
         app = Starlette(routes=[Route("/v1/models/m:predict", predict, methods=["POST"])])
@@ -92,6 +95,9 @@ def test_rows_go_to_their_cohorts_specialist_else_to_the_global_champion(servers
     assert mixed.json()["model_versions"] == ["1", "2", "1", "2"]
     assert sorted(glob.seen) == [("b", "power"), ("c", None), ("m-0", "power"), ("m-2", "new")]  # per-row ids as the predictor logs them
     assert sorted(casual.seen) == [("a", "casual"), ("m-1", "casual"), ("m-3", "casual")]
+    # each row's id is the one its predictor logged it under, so a client can find and label it
+    logged = {own: (srv, client) for srv in (glob, casual) for own, client in srv.logged.items()}
+    assert [logged[i] for i in mixed.json()["ids"]] == [(glob, "m-0"), (casual, "m-1"), (glob, "m-2"), (casual, "m-3")]
 
 
 def test_a_global_canary_leaves_cohorts_with_a_specialist_on_it(servers) -> None:
