@@ -204,6 +204,18 @@ def run_rollout(
     lease_s = lease_seconds if lease_seconds is not None else 2 * rollout.interval_seconds + 30
     stale_s = stale_after if stale_after is not None else 10 * rollout.interval_seconds + 600
     lease, how = acquire(store, model, champion_v, challenger_v, holder, clock=clock, lease_seconds=lease_s, stale_after=stale_s)
+    if how == "rollback" and lease.record.phase == "promoting":
+        # a dead controller had passed every check and was promoting: finish that decision, never undo it
+        abandoned = lease.record
+        say(f"taking over an abandoned promotion of version {abandoned.challenger}: finishing it ({abandoned.reason})")
+        backend.deploy_challenger(f"models:/{model}/{abandoned.challenger}")
+        backend.wait_ready()
+        _settle(lease, backend, registry, "promoted", abandoned.reason, model, abandoned.challenger, actor, sleep, retry_deadline, say)
+        if abandoned.challenger == challenger_v:
+            return RolloutResult("promoted", abandoned.reason, abandoned.champion, abandoned.challenger, list(abandoned.steps))
+        raise ConfigError(f"an abandoned rollout had decided to promote version {abandoned.challenger}; it is now the champion, "
+                          f"so version {challenger_v} was not compared with it",
+                          fix=f"run the rollout of version {challenger_v} again: it is then canaried against version {abandoned.challenger}")
     if how == "rollback":  # a dead controller's rollout: return its traffic to its champion first
         abandoned = lease.record
         say(f"taking over an abandoned rollout of version {abandoned.challenger}: rolling it back ({abandoned.reason})")

@@ -94,3 +94,54 @@ def test_fake_clock_walks_every_step_and_promotes(store, registry) -> None:
     # prediction_shift needs 100 predictions per arm, so the first interval holds
     assert [s["decision"] for s in result.steps] == ["hold", "advance", "advance", "promote"]
     assert str(registry.get(MODEL, "champion").version) == good2
+
+
+class RecordKeepingBackend(SpyBackend):
+    """A SpyBackend that keeps the rollout record as the InferenceService annotation does, seeded with a dead controller's."""
+
+    def __init__(self, record) -> None:
+        from serving.canary.state import MemoryState
+
+        super().__init__()
+        self.state = MemoryState()
+        self.state.write_state(record, self.state.read_state()[1])
+
+    def read_state(self):
+        return self.state.read_state()
+
+    def write_state(self, record, token):
+        return self.state.write_state(record, token)
+
+
+def dead_controllers_record(store, phase: str):
+    from serving.canary.state import RolloutRecord
+
+    return RolloutRecord(MODEL, store.versions["good1"], store.versions["good2"], "dead-controller", phase=phase, step=3, percent=100,
+                         started_at=0.0, updated_at=0.0, reason="every check passed at 50%")
+
+
+@pytest.mark.parametrize("same_challenger", [True, False], ids=["same-challenger", "another-challenger"])
+def test_a_stale_promotion_is_finished_never_rolled_back(store, registry, same_challenger: bool) -> None:
+    backend = RecordKeepingBackend(dead_controllers_record(store, "promoting"))
+    challenger = store.versions["good2" if same_challenger else "bad"]
+    policy = policy_dict(checks=[{"metric": "error_rate", "max": 0.01}])
+    kw = {"sleep": lambda s: None, "clock": lambda: 100_000.0}  # the record is far past stale_after
+    if same_challenger:
+        result = run_rollout(policy, backend, FakeSource(), registry, challenger_uri=f"models:/{MODEL}/{challenger}", **kw)
+        assert (result.outcome, result.challenger_version) == ("promoted", store.versions["good2"])
+    else:
+        with pytest.raises(ConfigError) as err:
+            run_rollout(policy, backend, FakeSource(), registry, challenger_uri=f"models:/{MODEL}/{challenger}", **kw)
+        assert f"promote version {store.versions['good2']}; it is now the champion" in str(err.value)
+        assert f"run the rollout of version {challenger} again" in str(err.value)
+    assert ("promote",) in backend.calls and ("rollback",) not in backend.calls
+    assert str(registry.get(MODEL, "champion").version) == store.versions["good2"]  # registry and serving agree
+    assert backend.read_state()[0].phase == "promoted"
+
+
+def test_a_stale_rollout_still_analysing_is_rolled_back(store, registry) -> None:
+    backend = RecordKeepingBackend(dead_controllers_record(store, "progressing"))
+    result = run_rollout(policy_dict(checks=[{"metric": "error_rate", "max": 0.01}]), backend, FakeSource(), registry,
+                         challenger_uri=f"models:/{MODEL}/{store.versions['good2']}", sleep=lambda s: None, clock=lambda: 100_000.0)
+    assert result.outcome == "rolled_back" and ("rollback",) in backend.calls
+    assert str(registry.get(MODEL, "champion").version) == store.versions["good1"]
