@@ -110,8 +110,9 @@ class ReplayTraffic:
             status, served = r.status_code, r.headers.get("x-served-by", "")
             row_ids = None
             if status == 200:
-                server_id = r.headers.get("x-request-id") or _body_id(r)
-                row_ids = _row_ids(r, len(instances))
+                body = _json_body(r)
+                server_id = r.headers.get("x-request-id") or _body_id(body)
+                row_ids = _row_ids(body, len(instances))
         except httpx.HTTPError:  # a refused connection counts as a failed request, the replay goes on
             status, served, row_ids = -1, "", None
         ids = row_ids or (([server_id] if len(instances) == 1 else [f"{server_id}-{i}" for i in range(len(instances))]) if server_id else [])
@@ -204,29 +205,29 @@ class ReplayTraffic:
             return [r for r in self.results if r.status != 200]
 
 
-def _body_id(response: Any) -> str | None:
-    """The ``id`` of a JSON response body (the predictor puts its id there too), else None."""
+def _json_body(response: Any) -> dict[str, Any]:
+    """The JSON object of a response body, else an empty dict (one parse per response)."""
     try:
         body = response.json()
     except ValueError:
-        return None
-    found = body.get("id") if isinstance(body, dict) else None
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _body_id(body: dict[str, Any]) -> str | None:
+    """The ``id`` of a response body (the predictor puts its id there too), else None."""
+    found = body.get("id")
     return found if isinstance(found, str) and found else None
 
 
-def _row_ids(response: Any, rows: int) -> list[str] | None:
+def _row_ids(body: dict[str, Any], rows: int) -> list[str] | None:
     """The per-row log ids a cohort router returns when it sent a mixed batch row by row (``ids``), else None.
 
-    >>> class R:
-    ...     def json(self): return {"predictions": [0.1, 0.2], "ids": ["a1", "b7"]}
-    >>> _row_ids(R(), 2), _row_ids(R(), 3)
-    (['a1', 'b7'], None)
+    >>> body = {"predictions": [0.1, 0.2], "ids": ["a1", "b7"]}
+    >>> _row_ids(body, 2), _row_ids(body, 3), _row_ids({"predictions": [0.1]}, 1)
+    (['a1', 'b7'], None, None)
     """
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    ids = body.get("ids") if isinstance(body, dict) else None
+    ids = body.get("ids")
     if isinstance(ids, list) and len(ids) == rows and all(isinstance(i, str) and i for i in ids):
         return ids
     return None
